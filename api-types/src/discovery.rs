@@ -1,0 +1,81 @@
+//! Discovery documents of the aggregated group (what kube-apiserver's
+//! aggregator and kubectl read): `/apis`, `/apis/checkpoint.kcr.dev`,
+//! `/apis/checkpoint.kcr.dev/v1alpha1`.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    APIGroup, APIGroupList, APIResource, APIResourceList, GroupVersionForDiscovery,
+};
+
+use crate::{API_VERSION, CONTAINER_CHECKPOINT_KIND, GROUP, POD_CHECKPOINT_RESOURCE, VERSION};
+
+fn group_version() -> GroupVersionForDiscovery {
+    GroupVersionForDiscovery { group_version: API_VERSION.to_owned(), version: VERSION.to_owned() }
+}
+
+/// `/apis/checkpoint.kcr.dev`
+pub fn api_group() -> APIGroup {
+    APIGroup {
+        name: GROUP.to_owned(),
+        preferred_version: Some(group_version()),
+        server_address_by_client_cidrs: None,
+        versions: vec![group_version()],
+    }
+}
+
+/// `/apis` as served by the extension itself (its one group).
+pub fn api_group_list() -> APIGroupList {
+    APIGroupList { groups: vec![api_group()] }
+}
+
+/// The `pods/checkpoint` entry: create only, namespaced, returns a ContainerCheckpoint.
+pub fn pod_checkpoint_resource() -> APIResource {
+    APIResource {
+        name: POD_CHECKPOINT_RESOURCE.to_owned(),
+        singular_name: String::new(),
+        namespaced: true,
+        kind: CONTAINER_CHECKPOINT_KIND.to_owned(),
+        verbs: vec!["create".to_owned()],
+        ..Default::default()
+    }
+}
+
+/// `/apis/checkpoint.kcr.dev/v1alpha1`: lists `pods/checkpoint` only while
+/// the `ContainerCheckpointAPI` gate is on.
+pub fn api_resource_list(gate_on: bool) -> APIResourceList {
+    APIResourceList {
+        group_version: API_VERSION.to_owned(),
+        resources: if gate_on { vec![pod_checkpoint_resource()] } else { Vec::new() },
+    }
+}
+
+/// Whether a discovery document lists `pods/checkpoint` with `create`.
+pub fn serves_pod_checkpoint(list: &APIResourceList) -> bool {
+    list.resources
+        .iter()
+        .any(|r| r.name == POD_CHECKPOINT_RESOURCE && r.verbs.iter().any(|v| v == "create"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents() {
+        let on = api_resource_list(true);
+        let off = api_resource_list(false);
+        assert!(serves_pod_checkpoint(&on));
+        assert!(!serves_pod_checkpoint(&off));
+        for (name, v) in [
+            ("discovery_apis", serde_json::to_value(api_group_list()).unwrap()),
+            ("discovery_group", serde_json::to_value(api_group()).unwrap()),
+            ("discovery_resources_gate_on", serde_json::to_value(&on).unwrap()),
+            ("discovery_resources_gate_off", serde_json::to_value(&off).unwrap()),
+        ] {
+            insta::assert_json_snapshot!(name, v);
+        }
+        let json = serde_json::to_string(&on).unwrap();
+        assert_eq!(serde_json::from_str::<APIResourceList>(&json).unwrap(), on);
+        let yaml = serde_saphyr::to_string(&on).unwrap();
+        assert_eq!(serde_saphyr::from_str::<APIResourceList>(&yaml).unwrap(), on);
+    }
+}

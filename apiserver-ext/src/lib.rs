@@ -1,0 +1,1 @@
+//! apiserver-ext (work in progress)

@@ -1,0 +1,1 @@
+//! kubectl-cmd (work in progress)

@@ -1,0 +1,1 @@
+//! kubelet-shim (work in progress)
