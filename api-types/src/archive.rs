@@ -15,7 +15,13 @@ pub const ARCHIVE_SUFFIX: &str = ".tar";
 
 /// The name of the `attempt`-th archive (1-based) for a container at `at`.
 /// Inputs must be validated names (no `/`, no `..`).
-pub fn archive_file_name(pod: &str, namespace: &str, container: &str, at: Timestamp, attempt: u32) -> String {
+pub fn archive_file_name(
+    pod: &str,
+    namespace: &str,
+    container: &str,
+    at: Timestamp,
+    attempt: u32,
+) -> String {
     let stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ");
     if attempt <= 1 {
         format!("{ARCHIVE_PREFIX}{pod}_{namespace}-{container}-{stamp}{ARCHIVE_SUFFIX}")
@@ -38,9 +44,15 @@ mod tests {
     fn kubelet_compatible_then_unique() {
         let at: Timestamp = "2026-11-27T07:30:00.987Z".parse().unwrap();
         let first = archive_file_name("counter", "default", "app", at, 1);
-        assert_eq!(first, "checkpoint-counter_default-app-2026-11-27T07:30:00Z.tar");
+        assert_eq!(
+            first,
+            "checkpoint-counter_default-app-2026-11-27T07:30:00Z.tar"
+        );
         let second = archive_file_name("counter", "default", "app", at, 2);
-        assert_eq!(second, "checkpoint-counter_default-app-2026-11-27T07:30:00Z-2.tar");
+        assert_eq!(
+            second,
+            "checkpoint-counter_default-app-2026-11-27T07:30:00Z-2.tar"
+        );
         assert_ne!(first, second);
         assert!(first.starts_with(&archive_prefix("counter", "default", "app")));
         assert!(!first.contains('/'));

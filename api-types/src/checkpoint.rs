@@ -50,7 +50,11 @@ pub struct ContainerCheckpointStatus {
 
 impl ContainerCheckpoint {
     /// Build the object for a finished checkpoint.
-    pub fn new(namespace: &str, spec: ContainerCheckpointSpec, status: ContainerCheckpointStatus) -> Self {
+    pub fn new(
+        namespace: &str,
+        spec: ContainerCheckpointSpec,
+        status: ContainerCheckpointStatus,
+    ) -> Self {
         let name = object_name(&spec.pod_name, &spec.container, status.completion_time.0);
         Self {
             api_version: API_VERSION.to_owned(),
@@ -118,14 +122,26 @@ mod tests {
     #[test]
     fn round_trips_and_snapshots() {
         let c = sample();
-        assert_eq!(c.metadata.name.as_deref(), Some("counter-app-20261127073001"));
+        assert_eq!(
+            c.metadata.name.as_deref(),
+            Some("counter-app-20261127073001")
+        );
         assert_eq!(c.node_display(), "node-1/127.0.0.1");
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["apiVersion"], "checkpoint.kcr.dev/v1alpha1");
-        assert_eq!(json["spec"]["podUID"], "6f1c0b8e-2a1d-4a5e-9d53-0c1f0d9a4b11");
-        assert_eq!(serde_json::from_value::<ContainerCheckpoint>(json.clone()).unwrap(), c);
+        assert_eq!(
+            json["spec"]["podUID"],
+            "6f1c0b8e-2a1d-4a5e-9d53-0c1f0d9a4b11"
+        );
+        assert_eq!(
+            serde_json::from_value::<ContainerCheckpoint>(json.clone()).unwrap(),
+            c
+        );
         let yaml = serde_saphyr::to_string(&c).unwrap();
-        assert_eq!(serde_saphyr::from_str::<ContainerCheckpoint>(&yaml).unwrap(), c);
+        assert_eq!(
+            serde_saphyr::from_str::<ContainerCheckpoint>(&yaml).unwrap(),
+            c
+        );
         insta::assert_json_snapshot!("container_checkpoint_json", json);
         insta::assert_snapshot!("container_checkpoint_yaml", yaml);
     }

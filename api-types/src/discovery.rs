@@ -9,7 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use crate::{API_VERSION, CONTAINER_CHECKPOINT_KIND, GROUP, POD_CHECKPOINT_RESOURCE, VERSION};
 
 fn group_version() -> GroupVersionForDiscovery {
-    GroupVersionForDiscovery { group_version: API_VERSION.to_owned(), version: VERSION.to_owned() }
+    GroupVersionForDiscovery {
+        group_version: API_VERSION.to_owned(),
+        version: VERSION.to_owned(),
+    }
 }
 
 /// `/apis/checkpoint.kcr.dev`
@@ -24,7 +27,9 @@ pub fn api_group() -> APIGroup {
 
 /// `/apis` as served by the extension itself (its one group).
 pub fn api_group_list() -> APIGroupList {
-    APIGroupList { groups: vec![api_group()] }
+    APIGroupList {
+        groups: vec![api_group()],
+    }
 }
 
 /// The `pods/checkpoint` entry: create only, namespaced, returns a ContainerCheckpoint.
@@ -44,7 +49,11 @@ pub fn pod_checkpoint_resource() -> APIResource {
 pub fn api_resource_list(gate_on: bool) -> APIResourceList {
     APIResourceList {
         group_version: API_VERSION.to_owned(),
-        resources: if gate_on { vec![pod_checkpoint_resource()] } else { Vec::new() },
+        resources: if gate_on {
+            vec![pod_checkpoint_resource()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -66,16 +75,31 @@ mod tests {
         assert!(serves_pod_checkpoint(&on));
         assert!(!serves_pod_checkpoint(&off));
         for (name, v) in [
-            ("discovery_apis", serde_json::to_value(api_group_list()).unwrap()),
-            ("discovery_group", serde_json::to_value(api_group()).unwrap()),
-            ("discovery_resources_gate_on", serde_json::to_value(&on).unwrap()),
-            ("discovery_resources_gate_off", serde_json::to_value(&off).unwrap()),
+            (
+                "discovery_apis",
+                serde_json::to_value(api_group_list()).unwrap(),
+            ),
+            (
+                "discovery_group",
+                serde_json::to_value(api_group()).unwrap(),
+            ),
+            (
+                "discovery_resources_gate_on",
+                serde_json::to_value(&on).unwrap(),
+            ),
+            (
+                "discovery_resources_gate_off",
+                serde_json::to_value(&off).unwrap(),
+            ),
         ] {
             insta::assert_json_snapshot!(name, v);
         }
         let json = serde_json::to_string(&on).unwrap();
         assert_eq!(serde_json::from_str::<APIResourceList>(&json).unwrap(), on);
         let yaml = serde_saphyr::to_string(&on).unwrap();
-        assert_eq!(serde_saphyr::from_str::<APIResourceList>(&yaml).unwrap(), on);
+        assert_eq!(
+            serde_saphyr::from_str::<APIResourceList>(&yaml).unwrap(),
+            on
+        );
     }
 }

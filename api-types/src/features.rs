@@ -19,7 +19,9 @@ pub enum FeatureGateError {
     Unknown(String),
     #[error("missing bool value for {0}")]
     MissingValue(String),
-    #[error("invalid value of {name}={value}, err: strconv.ParseBool: parsing {value:?}: invalid syntax")]
+    #[error(
+        "invalid value of {name}={value}, err: strconv.ParseBool: parsing {value:?}: invalid syntax"
+    )]
     InvalidValue { name: String, value: String },
 }
 
@@ -32,7 +34,9 @@ pub struct FeatureGates {
 impl FeatureGates {
     /// All gates at their defaults.
     pub fn defaults(known: &[(&'static str, bool)]) -> Self {
-        Self { values: known.iter().copied().collect() }
+        Self {
+            values: known.iter().copied().collect(),
+        }
     }
 
     /// Parse a `--feature-gates` value over the defaults.
@@ -48,10 +52,11 @@ impl FeatureGates {
                 .map(|(k, _)| *k)
                 .find(|k| *k == name)
                 .ok_or_else(|| FeatureGateError::Unknown(name.to_owned()))?;
-            let value = parse_go_bool(value.trim()).ok_or_else(|| FeatureGateError::InvalidValue {
-                name: name.to_owned(),
-                value: value.trim().to_owned(),
-            })?;
+            let value =
+                parse_go_bool(value.trim()).ok_or_else(|| FeatureGateError::InvalidValue {
+                    name: name.to_owned(),
+                    value: value.trim().to_owned(),
+                })?;
             gates.values.insert(key, value);
         }
         Ok(gates)
@@ -98,12 +103,20 @@ mod tests {
         let g = FeatureGates::parse(SHIM_GATES, " ContainerCheckpoint = false ,").unwrap();
         assert!(!g.enabled(CONTAINER_CHECKPOINT));
         assert_eq!(g.to_spec(), "ContainerCheckpoint=false");
-        assert_eq!(FeatureGates::parse(SHIM_GATES, "").unwrap(), FeatureGates::defaults(SHIM_GATES));
         assert_eq!(
-            FeatureGates::parse(SHIM_GATES, "Bogus=true").unwrap_err().to_string(),
+            FeatureGates::parse(SHIM_GATES, "").unwrap(),
+            FeatureGates::defaults(SHIM_GATES)
+        );
+        assert_eq!(
+            FeatureGates::parse(SHIM_GATES, "Bogus=true")
+                .unwrap_err()
+                .to_string(),
             "unrecognized feature gate: Bogus"
         );
-        assert!(matches!(FeatureGates::parse(SHIM_GATES, "ContainerCheckpoint"), Err(FeatureGateError::MissingValue(_))));
+        assert!(matches!(
+            FeatureGates::parse(SHIM_GATES, "ContainerCheckpoint"),
+            Err(FeatureGateError::MissingValue(_))
+        ));
         assert!(matches!(
             FeatureGates::parse(SHIM_GATES, "ContainerCheckpoint=yes"),
             Err(FeatureGateError::InvalidValue { .. })

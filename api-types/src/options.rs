@@ -50,7 +50,11 @@ pub enum OptionsError {
     #[error("request body has apiVersion {0:?}, expected {API_VERSION}")]
     WrongApiVersion(String),
     #[error("{field} is {query:?} in the query but {body:?} in the body")]
-    Mismatch { field: &'static str, query: String, body: String },
+    Mismatch {
+        field: &'static str,
+        query: String,
+        body: String,
+    },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -87,7 +91,8 @@ impl PodCheckpointOptions {
                     if out.timeout_seconds.is_some() {
                         return Err(OptionsError::DuplicateParameter("timeout".into()));
                     }
-                    out.timeout_seconds = Some(validation::parse_timeout_seconds(&value, max_timeout)?);
+                    out.timeout_seconds =
+                        Some(validation::parse_timeout_seconds(&value, max_timeout)?);
                 }
                 _ => {}
             }
@@ -107,7 +112,8 @@ impl PodCheckpointOptions {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(OptionsError::InvalidBody("expected a JSON object".into()));
         }
-        let opts: Self = serde_json::from_slice(body).map_err(|e| OptionsError::InvalidBody(e.to_string()))?;
+        let opts: Self =
+            serde_json::from_slice(body).map_err(|e| OptionsError::InvalidBody(e.to_string()))?;
         if let Some(kind) = opts.kind.as_deref()
             && kind != POD_CHECKPOINT_OPTIONS_KIND
         {
@@ -125,7 +131,11 @@ impl PodCheckpointOptions {
     pub fn merge(query: Self, body: Self) -> Result<Self, OptionsError> {
         let container = match (query.container, body.container.filter(|c| !c.is_empty())) {
             (Some(q), Some(b)) if q != b => {
-                return Err(OptionsError::Mismatch { field: "container", query: q, body: b });
+                return Err(OptionsError::Mismatch {
+                    field: "container",
+                    query: q,
+                    body: b,
+                });
             }
             (q, b) => q.or(b),
         };
@@ -139,7 +149,12 @@ impl PodCheckpointOptions {
             }
             (q, b) => q.or(b),
         };
-        Ok(Self { api_version: Some(API_VERSION.into()), kind: Some(POD_CHECKPOINT_OPTIONS_KIND.into()), container, timeout_seconds })
+        Ok(Self {
+            api_version: Some(API_VERSION.into()),
+            kind: Some(POD_CHECKPOINT_OPTIONS_KIND.into()),
+            container,
+            timeout_seconds,
+        })
     }
 
     /// Validate the container name (when given) and the timeout.
@@ -201,7 +216,10 @@ mod tests {
             "timeout=%00",
         ];
         for q in table {
-            assert!(PodCheckpointOptions::from_query(q, 600).is_err(), "accepted {q}");
+            assert!(
+                PodCheckpointOptions::from_query(q, 600).is_err(),
+                "accepted {q}"
+            );
         }
         // decoded container names are validated, not trusted
         let o = PodCheckpointOptions::from_query("container=..%2F..%2Fetc", 600).unwrap();
@@ -217,13 +235,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.container.as_deref(), Some("app"));
-        assert_eq!(PodCheckpointOptions::from_body(b"").unwrap(), PodCheckpointOptions::default());
-        assert!(matches!(PodCheckpointOptions::from_body(br#"{"kind":"Pod"}"#), Err(OptionsError::WrongKind(_))));
-        assert!(matches!(PodCheckpointOptions::from_body(br#"{"apiVersion":"v9"}"#), Err(OptionsError::WrongApiVersion(_))));
-        assert!(matches!(PodCheckpointOptions::from_body(br#"{"bogus":1}"#), Err(OptionsError::InvalidBody(_))));
-        assert!(matches!(PodCheckpointOptions::from_body(b"{"), Err(OptionsError::InvalidBody(_))));
-        assert!(matches!(PodCheckpointOptions::from_body(br#"{"timeoutSeconds":1.5}"#), Err(OptionsError::InvalidBody(_))));
-        assert!(matches!(PodCheckpointOptions::from_body(br#"[]"#), Err(OptionsError::InvalidBody(_))));
+        assert_eq!(
+            PodCheckpointOptions::from_body(b"").unwrap(),
+            PodCheckpointOptions::default()
+        );
+        assert!(matches!(
+            PodCheckpointOptions::from_body(br#"{"kind":"Pod"}"#),
+            Err(OptionsError::WrongKind(_))
+        ));
+        assert!(matches!(
+            PodCheckpointOptions::from_body(br#"{"apiVersion":"v9"}"#),
+            Err(OptionsError::WrongApiVersion(_))
+        ));
+        assert!(matches!(
+            PodCheckpointOptions::from_body(br#"{"bogus":1}"#),
+            Err(OptionsError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            PodCheckpointOptions::from_body(b"{"),
+            Err(OptionsError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            PodCheckpointOptions::from_body(br#"{"timeoutSeconds":1.5}"#),
+            Err(OptionsError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            PodCheckpointOptions::from_body(br#"[]"#),
+            Err(OptionsError::InvalidBody(_))
+        ));
 
         let q = PodCheckpointOptions::from_query("container=app", 600).unwrap();
         let m = PodCheckpointOptions::merge(q.clone(), b.clone()).unwrap();
@@ -231,24 +270,49 @@ mod tests {
         assert_eq!(m.timeout(), 10);
         let other = PodCheckpointOptions::from_query("container=db", 600).unwrap();
         let err = PodCheckpointOptions::merge(other, b).unwrap_err();
-        assert_eq!(err.to_string(), "container is \"db\" in the query but \"app\" in the body");
+        assert_eq!(
+            err.to_string(),
+            "container is \"db\" in the query but \"app\" in the body"
+        );
     }
 
     #[test]
     fn validate_bounds() {
-        assert!(PodCheckpointOptions::new(Some("app"), Some(-1)).validate(600).is_err());
-        assert!(PodCheckpointOptions::new(Some("app"), Some(601)).validate(600).is_err());
-        assert!(PodCheckpointOptions::new(Some("App"), None).validate(600).is_err());
-        assert!(PodCheckpointOptions::new(Some("app"), Some(0)).validate(600).is_ok());
+        assert!(
+            PodCheckpointOptions::new(Some("app"), Some(-1))
+                .validate(600)
+                .is_err()
+        );
+        assert!(
+            PodCheckpointOptions::new(Some("app"), Some(601))
+                .validate(600)
+                .is_err()
+        );
+        assert!(
+            PodCheckpointOptions::new(Some("App"), None)
+                .validate(600)
+                .is_err()
+        );
+        assert!(
+            PodCheckpointOptions::new(Some("app"), Some(0))
+                .validate(600)
+                .is_ok()
+        );
     }
 
     #[test]
     fn wire_round_trip() {
         let o = PodCheckpointOptions::new(Some("app"), Some(30));
         let json = serde_json::to_string(&o).unwrap();
-        assert_eq!(serde_json::from_str::<PodCheckpointOptions>(&json).unwrap(), o);
+        assert_eq!(
+            serde_json::from_str::<PodCheckpointOptions>(&json).unwrap(),
+            o
+        );
         let yaml = serde_saphyr::to_string(&o).unwrap();
-        assert_eq!(serde_saphyr::from_str::<PodCheckpointOptions>(&yaml).unwrap(), o);
+        assert_eq!(
+            serde_saphyr::from_str::<PodCheckpointOptions>(&yaml).unwrap(),
+            o
+        );
         insta::assert_json_snapshot!("options_json", o);
         insta::assert_snapshot!("options_yaml", yaml);
     }

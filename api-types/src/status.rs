@@ -80,7 +80,11 @@ impl std::fmt::Display for StatusReason {
 }
 
 /// A failure Status with a reason, a message and optional details.
-pub fn failure(reason: StatusReason, message: impl Into<String>, details: Option<StatusDetails>) -> Status {
+pub fn failure(
+    reason: StatusReason,
+    message: impl Into<String>,
+    details: Option<StatusDetails>,
+) -> Status {
     Status {
         code: Some(i32::from(reason.code())),
         details,
@@ -119,7 +123,15 @@ pub fn unauthorized() -> Status {
 
 /// 403 in the words of the RBAC authorizer:
 /// `pods "P" is forbidden: User "U" cannot checkpoint resource "pods" in API group "" in the namespace "NS"`.
-pub fn forbidden(user: &str, verb: &str, group: &str, resource: &str, namespace: &str, name: &str, reason: &str) -> Status {
+pub fn forbidden(
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Status {
     // The object is named by its resource without the subresource, qualified by group.
     let (res, _) = resource.split_once('/').unwrap_or((resource, ""));
     let qualified = if group.is_empty() {
@@ -144,12 +156,20 @@ pub fn forbidden(user: &str, verb: &str, group: &str, resource: &str, namespace:
         message.push_str(": ");
         message.push_str(reason);
     }
-    failure(StatusReason::Forbidden, message, Some(details(group, res, name)))
+    failure(
+        StatusReason::Forbidden,
+        message,
+        Some(details(group, res, name)),
+    )
 }
 
 /// 404 for a pod: `pods "P" not found`.
 pub fn pod_not_found(name: &str) -> Status {
-    failure(StatusReason::NotFound, format!("pods \"{name}\" not found"), Some(pod_details(name)))
+    failure(
+        StatusReason::NotFound,
+        format!("pods \"{name}\" not found"),
+        Some(pod_details(name)),
+    )
 }
 
 /// 404 with a free message (unknown route, gate off).
@@ -161,7 +181,9 @@ pub fn not_found(message: impl Into<String>) -> Status {
 pub fn method_not_allowed(method: &str) -> Status {
     failure(
         StatusReason::MethodNotAllowed,
-        format!("the server does not allow this method on the requested resource (method {method}; only POST creates a checkpoint)"),
+        format!(
+            "the server does not allow this method on the requested resource (method {method}; only POST creates a checkpoint)"
+        ),
         None,
     )
 }
@@ -235,14 +257,29 @@ mod tests {
         let s = forbidden("bob", "checkpoint", "", "pods", "default", "counter", "");
         assert_eq!(
             s.message.as_deref(),
-            Some("pods \"counter\" is forbidden: User \"bob\" cannot checkpoint resource \"pods\" in API group \"\" in the namespace \"default\"")
+            Some(
+                "pods \"counter\" is forbidden: User \"bob\" cannot checkpoint resource \"pods\" in API group \"\" in the namespace \"default\""
+            )
         );
-        let s = forbidden("bob", "create", "checkpoint.kcr.dev", "pods/checkpoint", "ns", "p", "");
+        let s = forbidden(
+            "bob",
+            "create",
+            "checkpoint.kcr.dev",
+            "pods/checkpoint",
+            "ns",
+            "p",
+            "",
+        );
         assert_eq!(
             s.message.as_deref(),
-            Some("pods.checkpoint.kcr.dev \"p\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"checkpoint.kcr.dev\" in the namespace \"ns\"")
+            Some(
+                "pods.checkpoint.kcr.dev \"p\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"checkpoint.kcr.dev\" in the namespace \"ns\""
+            )
         );
-        insta::assert_json_snapshot!("forbidden", forbidden("bob", "checkpoint", "", "pods", "default", "counter", ""));
+        insta::assert_json_snapshot!(
+            "forbidden",
+            forbidden("bob", "checkpoint", "", "pods", "default", "counter", "")
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
 pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 
 /// What a validated name names; used in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,9 @@ fn matches_label(s: &[u8]) -> bool {
 pub fn is_dns1123_label(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_LABEL_MAX_LENGTH {
-        errs.push(format!("must be no more than {DNS1123_LABEL_MAX_LENGTH} characters"));
+        errs.push(format!(
+            "must be no more than {DNS1123_LABEL_MAX_LENGTH} characters"
+        ));
     }
     if !matches_label(value.as_bytes()) {
         errs.push(format!(
@@ -94,7 +97,9 @@ pub fn is_dns1123_label(value: &str) -> Vec<String> {
 pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errs.push(format!("must be no more than {DNS1123_SUBDOMAIN_MAX_LENGTH} characters"));
+        errs.push(format!(
+            "must be no more than {DNS1123_SUBDOMAIN_MAX_LENGTH} characters"
+        ));
     }
     if !value.split('.').all(|part| matches_label(part.as_bytes())) {
         errs.push(format!(
@@ -151,14 +156,20 @@ pub fn validate_timeout_seconds(value: i64, max: i64) -> Result<i64, ValidationE
     if (0..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(ValidationError::InvalidTimeout { value: value.to_string(), max })
+        Err(ValidationError::InvalidTimeout {
+            value: value.to_string(),
+            max,
+        })
     }
 }
 
 /// Parse the `timeout` query parameter (decimal seconds, ASCII digits only: no
 /// sign, fraction, unit or white space). Empty means 0, the runtime's default.
 pub fn parse_timeout_seconds(raw: &str, max: i64) -> Result<i64, ValidationError> {
-    let invalid = || ValidationError::InvalidTimeout { value: quote_for_message(raw), max };
+    let invalid = || ValidationError::InvalidTimeout {
+        value: quote_for_message(raw),
+        max,
+    };
     if raw.is_empty() {
         return Ok(0);
     }
@@ -222,7 +233,12 @@ mod tests {
 
     #[test]
     fn subdomains_accept_dotted_and_long_names() {
-        for ok in ["example.com", "a.b.c", "counter-7d9f8-abcde", &"a".repeat(253)] {
+        for ok in [
+            "example.com",
+            "a.b.c",
+            "counter-7d9f8-abcde",
+            &"a".repeat(253),
+        ] {
             assert!(validate_pod_name(ok).is_ok(), "{ok}");
         }
         assert!(validate_namespace("example.com").is_err());
@@ -236,9 +252,18 @@ mod tests {
             if what != "64 chars" {
                 assert!(validate_pod_name(&value).is_err(), "pod accepted {what}");
             }
-            assert!(validate_namespace(&value).is_err(), "namespace accepted {what}");
-            assert!(validate_container_name(&value).is_err(), "container accepted {what}");
-            assert!(validate_target("default", "p", &value).is_err(), "target accepted {what}");
+            assert!(
+                validate_namespace(&value).is_err(),
+                "namespace accepted {what}"
+            );
+            assert!(
+                validate_container_name(&value).is_err(),
+                "container accepted {what}"
+            );
+            assert!(
+                validate_target("default", "p", &value).is_err(),
+                "target accepted {what}"
+            );
         }
     }
 
@@ -252,9 +277,18 @@ mod tests {
     #[test]
     fn messages_mirror_kubernetes_and_escape_input() {
         let err = validate_pod_name("a\0B").unwrap_err().to_string();
-        assert!(err.starts_with("invalid pod name \"a\\0B\": a lowercase RFC 1123 subdomain"), "{err}");
-        let err = validate_namespace(&"a".repeat(64 * 1024)).unwrap_err().to_string();
-        assert!(err.len() < 600, "hostile length echoed: {} bytes", err.len());
+        assert!(
+            err.starts_with("invalid pod name \"a\\0B\": a lowercase RFC 1123 subdomain"),
+            "{err}"
+        );
+        let err = validate_namespace(&"a".repeat(64 * 1024))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 600,
+            "hostile length echoed: {} bytes",
+            err.len()
+        );
         assert!(err.contains("must be no more than 63 characters"));
         insta::assert_snapshot!("label_message", validate_container_name("Ctr").unwrap_err());
         insta::assert_snapshot!("subdomain_message", validate_pod_name("a/b").unwrap_err());

@@ -1,0 +1,233 @@
+//! Authorization: request attributes, decisions, delegation to the API
+//! server by SubjectAccessReview (`k8s.io/apiserver/pkg/authorization/authorizerfactory`
+//! delegating authorizer), and an allow-list named for testing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::PostParams;
+
+use crate::authn::UserInfo;
+
+/// What is being asked for (`authorizer.Attributes` for a resource request).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Attributes {
+    pub user: UserInfo,
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Denied, with the authorizer's reason (may be empty).
+    Deny(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to create a SubjectAccessReview: {0}")]
+    Review(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub trait Authorizer: Send + Sync + std::fmt::Debug {
+    fn authorize<'a>(&'a self, attrs: &'a Attributes) -> BoxFuture<'a, Result<Decision>>;
+}
+
+/// Delegates to the API server with a SubjectAccessReview, carrying the
+/// user's groups, uid and extras. Decisions are cached briefly, as the
+/// delegating authorizer does (allowed 10 s, denied 5 s by default here).
+#[derive(Clone)]
+pub struct SubjectAccessReviewAuthorizer {
+    client: kube::Client,
+    cache: Arc<Mutex<HashMap<Attributes, (Decision, Instant)>>>,
+    allow_ttl: Duration,
+    deny_ttl: Duration,
+}
+
+impl std::fmt::Debug for SubjectAccessReviewAuthorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectAccessReviewAuthorizer")
+            .field("allow_ttl", &self.allow_ttl)
+            .field("deny_ttl", &self.deny_ttl)
+            .finish()
+    }
+}
+
+/// The most decisions kept; the cache is cleared when it fills.
+const CACHE_MAX: usize = 4096;
+
+impl SubjectAccessReviewAuthorizer {
+    pub fn new(client: kube::Client, allow_ttl: Duration, deny_ttl: Duration) -> Self {
+        Self {
+            client,
+            cache: Arc::default(),
+            allow_ttl,
+            deny_ttl,
+        }
+    }
+
+    fn cached(&self, attrs: &Attributes) -> Option<Decision> {
+        let cache = self.cache.lock().ok()?;
+        let (decision, at) = cache.get(attrs)?;
+        let ttl = if *decision == Decision::Allow {
+            self.allow_ttl
+        } else {
+            self.deny_ttl
+        };
+        (at.elapsed() < ttl).then(|| decision.clone())
+    }
+
+    fn remember(&self, attrs: &Attributes, decision: &Decision) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(attrs.clone(), (decision.clone(), Instant::now()));
+        }
+    }
+
+    /// The review sent for `attrs`.
+    pub fn review_for(attrs: &Attributes) -> SubjectAccessReview {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(attrs.user.name.clone()),
+                uid: opt(&attrs.user.uid),
+                groups: Some(attrs.user.groups.clone()),
+                extra: (!attrs.user.extra.is_empty()).then(|| {
+                    attrs
+                        .user
+                        .extra
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<BTreeMap<_, _>>()
+                }),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: opt(&attrs.verb),
+                    group: Some(attrs.group.clone()),
+                    resource: opt(&attrs.resource),
+                    subresource: opt(&attrs.subresource),
+                    namespace: opt(&attrs.namespace),
+                    name: opt(&attrs.name),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+impl Authorizer for SubjectAccessReviewAuthorizer {
+    fn authorize<'a>(&'a self, attrs: &'a Attributes) -> BoxFuture<'a, Result<Decision>> {
+        Box::pin(async move {
+            if let Some(d) = self.cached(attrs) {
+                return Ok(d);
+            }
+            let api: kube::Api<SubjectAccessReview> = kube::Api::all(self.client.clone());
+            let done = api
+                .create(&PostParams::default(), &Self::review_for(attrs))
+                .await
+                .map_err(|e| Error::Review(e.to_string()))?;
+            let status = done.status.unwrap_or_default();
+            let decision = if status.allowed && status.denied != Some(true) {
+                Decision::Allow
+            } else {
+                Decision::Deny(status.reason.unwrap_or_default())
+            };
+            self.remember(attrs, &decision);
+            Ok(decision)
+        })
+    }
+}
+
+/// Allows the listed users and groups everything, denies everyone else.
+/// For tests and local stacks only; never a default.
+#[derive(Debug, Clone, Default)]
+pub struct StaticAuthorizerForTesting {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Authorizer for StaticAuthorizerForTesting {
+    fn authorize<'a>(&'a self, attrs: &'a Attributes) -> BoxFuture<'a, Result<Decision>> {
+        let allowed = self.users.contains(&attrs.user.name)
+            || attrs.user.groups.iter().any(|g| self.groups.contains(g));
+        Box::pin(async move {
+            Ok(if allowed {
+                Decision::Allow
+            } else {
+                Decision::Deny("not in the static allow-list".into())
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(user: &str, groups: &[&str]) -> Attributes {
+        Attributes {
+            user: UserInfo::new(user, groups.iter().map(|g| g.to_string()).collect()),
+            verb: "checkpoint".into(),
+            group: String::new(),
+            resource: "pods".into(),
+            subresource: String::new(),
+            namespace: "default".into(),
+            name: "counter".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn static_allow_list() {
+        let a = StaticAuthorizerForTesting {
+            users: vec!["admin".into()],
+            groups: vec!["system:masters".into()],
+        };
+        assert_eq!(
+            a.authorize(&attrs("admin", &[])).await.unwrap(),
+            Decision::Allow
+        );
+        assert_eq!(
+            a.authorize(&attrs("x", &["system:masters"])).await.unwrap(),
+            Decision::Allow
+        );
+        assert!(matches!(
+            a.authorize(&attrs("bob", &["dev"])).await.unwrap(),
+            Decision::Deny(_)
+        ));
+    }
+
+    #[test]
+    fn review_carries_the_user_and_core_group() {
+        let mut a = attrs("bob", &["dev", "system:authenticated"]);
+        a.user.extra.insert("scopes".into(), vec!["x".into()]);
+        let r = SubjectAccessReviewAuthorizer::review_for(&a);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["spec"]["user"], "bob");
+        assert_eq!(json["spec"]["groups"][0], "dev");
+        assert_eq!(json["spec"]["extra"]["scopes"][0], "x");
+        assert_eq!(json["spec"]["resourceAttributes"]["group"], "");
+        assert_eq!(json["spec"]["resourceAttributes"]["verb"], "checkpoint");
+        assert_eq!(json["spec"]["resourceAttributes"]["name"], "counter");
+        assert!(
+            json["spec"]["resourceAttributes"]
+                .get("subresource")
+                .is_none()
+        );
+    }
+}

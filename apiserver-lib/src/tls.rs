@@ -1,0 +1,412 @@
+//! TLS for the servers (and the client config servers use to call out).
+//!
+//! Client certificates are *requested* by the handshake but judged by
+//! [`crate::authn`]: the handshake only proves the peer holds the key of the
+//! certificate it shows ([`RequestClientCert`]); whether that certificate is
+//! signed by the right CA, unexpired and for client auth is decided per
+//! request by a [`CaVerifier`], so a stranger's certificate earns a 401
+//! `Status` like kube-apiserver gives, not a TLS alert.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no PEM certificate in {0}")]
+    NoCertificate(PathBuf),
+    #[error("failed to parse PEM in {path}: {reason}")]
+    Pem { path: PathBuf, reason: String },
+    #[error("invalid CA certificate in {path}: {source}")]
+    BadCa {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("failed to build the TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("failed to build the client-certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("failed to generate a self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The one crypto provider of the project: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+/// Read every certificate of a PEM file (a CA bundle or a chain).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let bytes = fs::read(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse_certs(&bytes, path)
+}
+
+/// Parse every certificate of PEM bytes; `origin` names them in errors.
+pub fn parse_certs(pem: &[u8], origin: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Pem {
+            path: origin.into(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::NoCertificate(origin.into()));
+    }
+    Ok(certs)
+}
+
+/// Read a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let bytes = fs::read(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| Error::Pem {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// A serving certificate chain and its key.
+#[derive(Debug)]
+pub struct ServingCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl ServingCert {
+    pub fn load(cert: &Path, key: &Path) -> Result<Self> {
+        Ok(Self {
+            chain: read_certs(cert)?,
+            key: read_key(key)?,
+        })
+    }
+
+    /// Like kube's `--cert-dir`: use `<dir>/<name>.crt` and `.key` when they
+    /// exist, else generate a self-signed pair for `hosts` and keep it there
+    /// (key 0600, directory 0700).
+    pub fn self_signed_in(dir: &Path, name: &str, hosts: &[String]) -> Result<Self> {
+        let cert_path = dir.join(format!("{name}.crt"));
+        let key_path = dir.join(format!("{name}.key"));
+        if cert_path.exists() && key_path.exists() {
+            return Self::load(&cert_path, &key_path);
+        }
+        fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.into(),
+            source,
+        })?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            Error::Write {
+                path: dir.into(),
+                source,
+            }
+        })?;
+        let (cert_pem, key_pem) = generate_self_signed(hosts)?;
+        write_private(&key_path, key_pem.as_bytes())?;
+        write_private(&cert_path, cert_pem.as_bytes())?;
+        Self::load(&cert_path, &key_path)
+    }
+}
+
+/// Generate a self-signed serving certificate for `hosts` (DNS names or IPs);
+/// returns (cert PEM, key PEM).
+pub fn generate_self_signed(hosts: &[String]) -> Result<(String, String)> {
+    let mut names: Vec<String> = hosts.to_vec();
+    if names.is_empty() {
+        names = vec!["localhost".into(), "127.0.0.1".into()];
+    }
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!(
+            "{}@self-signed",
+            hosts.first().map_or("localhost", String::as_str)
+        ),
+    );
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Write a file readable by its owner only (created 0600, atomically renamed).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|source| Error::Write {
+            path: tmp.clone(),
+            source,
+        })?;
+    f.write_all(bytes).map_err(|source| Error::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    f.sync_all().map_err(|source| Error::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    fs::rename(&tmp, path).map_err(|source| Error::Write {
+        path: path.into(),
+        source,
+    })
+}
+
+fn root_store(cas: &[CertificateDer<'static>], origin: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone()).map_err(|source| Error::BadCa {
+            path: origin.into(),
+            source,
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Verifies a client certificate chain against one CA bundle (time, chain,
+/// client-auth usage), outside the handshake.
+#[derive(Clone)]
+pub struct CaVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    origin: PathBuf,
+}
+
+impl std::fmt::Debug for CaVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaVerifier")
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl CaVerifier {
+    pub fn new(cas: &[CertificateDer<'static>], origin: &Path) -> Result<Self> {
+        let roots = Arc::new(root_store(cas, origin)?);
+        let inner = WebPkiClientVerifier::builder_with_provider(roots, provider()).build()?;
+        Ok(Self {
+            inner,
+            origin: origin.into(),
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Self::new(&read_certs(path)?, path)
+    }
+
+    /// Ok when `chain[0]` is a valid client certificate issued under this CA.
+    pub fn verify(&self, chain: &[CertificateDer<'static>]) -> std::result::Result<(), String> {
+        let (leaf, intermediates) = chain.split_first().ok_or("no client certificate")?;
+        self.inner
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+}
+
+/// The handshake side of client authentication: asks for a certificate
+/// (hinting the given CAs), does not require one, accepts any the peer proves
+/// it holds the key of. Judging it is [`CaVerifier`]'s job, per request.
+#[derive(Debug)]
+pub struct RequestClientCert {
+    hints: Vec<DistinguishedName>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl RequestClientCert {
+    pub fn new(cas: &[CertificateDer<'static>]) -> Self {
+        let hints = cas
+            .iter()
+            .filter_map(|ca| {
+                x509_parser::parse_x509_certificate(ca)
+                    .ok()
+                    .map(|(_, c)| DistinguishedName::from(c.subject().as_raw().to_vec()))
+            })
+            .collect();
+        Self {
+            hints,
+            algs: algorithms(),
+        }
+    }
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        // Judged per request by a CaVerifier; see the module docs.
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// A server config: the serving certificate, client certificates requested
+/// when `client_cas` is not empty, ALPN h2 and http/1.1.
+pub fn server_config(
+    serving: ServingCert,
+    client_cas: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(client_cas)))
+    };
+    let mut config = builder.with_single_cert(serving.chain, serving.key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How a client verifies the server it calls.
+#[derive(Debug, Clone)]
+pub enum ServerTrust {
+    /// Verify against these CAs.
+    Ca(Vec<CertificateDer<'static>>),
+    /// Do not verify the server's certificate (`--kubelet-insecure-tls`):
+    /// the handshake signature is still checked.
+    InsecureSkipVerify,
+}
+
+/// A client config for calling a server (a node, in practice).
+pub fn client_config(
+    trust: ServerTrust,
+    identity: Option<ServingCert>,
+) -> Result<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder =
+        match trust {
+            ServerTrust::Ca(cas) => {
+                builder.with_root_certificates(root_store(&cas, Path::new("server CA"))?)
+            }
+            ServerTrust::InsecureSkipVerify => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SkipServerVerification {
+                    algs: algorithms(),
+                })),
+        };
+    // ALPN is left to the HTTP connector (hyper-rustls sets it from its own options).
+    Ok(match identity {
+        Some(id) => builder.with_client_auth_cert(id.chain, id.key)?,
+        None => builder.with_no_client_auth(),
+    })
+}
+
+#[derive(Debug)]
+struct SkipServerVerification {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for SkipServerVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// The subject of a client certificate the way Kubernetes reads it:
+/// CN is the user, each O a group.
+pub fn subject_of(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let subject = parsed.subject();
+    let cn = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect();
+    Some((cn, groups))
+}
