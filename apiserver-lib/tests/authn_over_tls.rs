@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The serving stack end to end over real TLS: which peers authenticate as
 //! whom, and which get 401.
 
