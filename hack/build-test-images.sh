@@ -9,19 +9,20 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-${ROOT}/.cache/images}"
 mkdir -p "$OUT"
 if [ -s "$OUT/app.tar" ] && [ -s "$OUT/pause.tar" ] \
-   && [ "$OUT/app.tar" -nt "$0" ] && [ "$OUT/pause.tar" -nt "${ROOT}/hack/oci_image.py" ]; then
+   && [ "$OUT/app.tar" -nt "$0" ] && [ "$OUT/app.tar" -nt "${ROOT}/hack/oci_image.py" ]; then
   exit 0
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && file_is_static=$(ldd /bin/busybox 2>&1 | grep -c 'not a dynamic' || true) && [ "$file_is_static" = 1 ]; then
-  cp /bin/busybox "$work/busybox"
-else
-  ( cd "$work" && apt-get download busybox-static >/dev/null 2>&1 ) \
-    || { apt-get -q update >/dev/null && ( cd "$work" && apt-get download busybox-static >/dev/null ); } \
-    || { echo "[images] ERROR: cannot download busybox-static" >&2; exit 1; }
-  dpkg -x "$work"/busybox-static_*.deb "$work/pkg"
-  cp "$work/pkg/bin/busybox" "$work/busybox"
+# busybox-static from Debian (the .deb is kept in .cache so reruns stay offline).
+deb_dir="${ROOT}/.cache/debs"
+mkdir -p "$deb_dir"
+if ! ls "$deb_dir"/busybox-static_*.deb >/dev/null 2>&1; then
+  ( cd "$deb_dir" && apt-get download busybox-static >/dev/null 2>&1 ) \
+    || { apt-get -q update >/dev/null && ( cd "$deb_dir" && apt-get download busybox-static >/dev/null ); } \
+    || { echo "[images] ERROR: cannot download busybox-static from Debian" >&2; exit 1; }
 fi
+dpkg -x "$(ls "$deb_dir"/busybox-static_*.deb | head -n1)" "$work/pkg"
+cp "$work/pkg/bin/busybox" "$work/busybox"
 python3 "${ROOT}/hack/oci_image.py" "$work/busybox" "$OUT"
 echo "[images] built $OUT/app.tar $OUT/pause.tar" >&2

@@ -6,8 +6,8 @@
 #  * CRIU >= 4.1 built from the upstream tarball Debian's archive carries
 #  * busybox-based OCI test images (app + sandbox) under .cache/images/
 #
-# A ready machine re-runs this in seconds. See ../shared/design/ENVIRONMENT.md
-# (copied into docs/ENVIRONMENT.md) for why each step looks the way it does.
+# A ready machine re-runs this in seconds. docs/ENVIRONMENT.md says why each
+# step looks the way it does (which containerd, why CRIU is built from source).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,7 +66,11 @@ apt_update() {
   APT_UPDATED=1
 }
 
-have_pkgs() { dpkg-query -W -f='${Status}\n' "$@" 2>/dev/null | grep -vc 'install ok installed' | grep -qx 0; }
+have_pkgs() {
+  local missing
+  missing="$(dpkg-query -W -f='${Status}\n' "$@" 2>/dev/null | awk '$0 != "install ok installed"' | wc -l)"
+  [ "$(dpkg-query -W "$@" 2>/dev/null | wc -l)" = "$#" ] && [ "$missing" = 0 ]
+}
 
 install_pkgs() {
   if have_pkgs "$@"; then return 0; fi

@@ -1,0 +1,46 @@
+# kubectl-checkpoint — the one entry point.
+#   make demo    bring up the local stack and checkpoint a running container
+#   make test    everything CI runs: setup, lint, unit + integration tests, e2e
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help setup build lint fmt unit test e2e demo down bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+setup: ## install the runtime stack, protoc and the test images (root, idempotent)
+	bash hack/setup.sh
+
+build: setup ## build every binary (debug)
+	$(CARGO) build --workspace --bins
+
+fmt: ## format the workspace
+	$(CARGO) fmt --all
+
+lint: ## rustfmt check + clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: setup ## unit and integration tests of every crate
+	$(CARGO) test --workspace --no-fail-fast
+
+e2e: setup ## the end-to-end suite on the local stack (up, scenarios, down)
+	bash hack/e2e-local.sh
+
+test: setup lint unit e2e ## what CI runs
+
+demo: setup ## local stack + `kubectl checkpoint counter` + the archive
+	bash hack/demo.sh
+
+down: ## stop the local stack
+	bash hack/local-down.sh
+
+bench: setup ## performance measurements (release build); prints `ratio NAME VALUE` lines
+	bash hack/bench.sh
+
+clean: down
+	$(CARGO) clean
+	rm -rf .local
