@@ -1,1 +1,68 @@
-//! test harness
+//! `kcr-testkit`: the test harness shared by every crate's tests, the e2e suite and the
+//! local stack. Test doubles only; never linked into product binaries.
+//!
+//! * [`prereq`] — checks that the runtime stack from `hack/setup.sh` is present.
+//! * [`containerd`] — a private containerd 2.x with a throw-away config, cleaned on drop.
+//! * [`cri`] — CRI client over a unix socket and a [`cri::PodRunner`] that does what the
+//!   kubelet would (pod sandbox + containers with the kubelet's labels).
+//! * [`archive`] — checks a checkpoint archive (checkpointctl cannot be installed here).
+//! * [`fake_cri`] — an in-process fake CRI `RuntimeService` with switchable checkpoint
+//!   behaviour, served over `tokio::io::duplex` or a unix socket.
+//!
+//! ```no_run
+//! use kcr_testkit::archive::check_archive;
+//! use kcr_testkit::containerd::{Containerd, Options};
+//! use kcr_testkit::cri::{ContainerSpec, PodSpec};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let containerd = Containerd::start(Options::default()).await?;
+//! let mut runner = containerd.pod_runner().await?;
+//! let pod = PodSpec::new("default", "web");
+//! let running = runner.run_pod(&pod, &[ContainerSpec::new("app")]).await?;
+//! let id = running.container_id("app").ok_or("no container")?;
+//! let archive = std::path::Path::new("/tmp/app.tar");
+//! runner.cri().checkpoint(id, archive, 0).await?;
+//! let report = check_archive(archive, "app")?;
+//! println!("{}", report.summary());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ```no_run
+//! use kcr_testkit::cri::Cri;
+//! use kcr_testkit::fake_cri::{CheckpointMode, FakeContainer, FakeCri};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let fake = FakeCri::with_containers([FakeContainer::running("c1", "default", "web", "app")]);
+//! fake.set_mode(CheckpointMode::Fail("criu failed".into()));
+//! let mut cri = Cri::new(fake.channel().await?);
+//! assert!(cri.checkpoint("c1", "/tmp/x.tar".as_ref(), 0).await.is_err());
+//! assert_eq!(fake.checkpoint_requests()[0].container_id, "c1");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod archive;
+pub mod containerd;
+pub mod cri;
+pub mod fake_cri;
+pub mod prereq;
+
+/// Image reference of the busybox app image (default command: a shell counter loop).
+pub const APP_IMAGE: &str = "localhost/kcr-test/app:v1";
+/// Image reference of the sandbox ("pause") image (`/bin/sleep inf`).
+pub const PAUSE_IMAGE: &str = "localhost/kcr-test/pause:v1";
+/// The containerd namespace CRI uses.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+
+/// CRI labels the kubelet puts on every container (`pkg/kubelet/types/labels.go`).
+pub mod labels {
+    /// `io.kubernetes.pod.name`
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    /// `io.kubernetes.pod.namespace`
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    /// `io.kubernetes.pod.uid`
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    /// `io.kubernetes.container.name`
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+}
