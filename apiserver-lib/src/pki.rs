@@ -55,6 +55,19 @@ impl Ca {
         Ok(Self { pem, issuer })
     }
 
+    /// A CA from its PEM certificate and key (to issue more certificates later).
+    pub fn from_pem(cert: &str, key: &str) -> Result<Self, rcgen::Error> {
+        let key_pair = KeyPair::from_pem(key)?;
+        let issuer = Issuer::from_ca_cert_pem(cert, key_pair)?;
+        Ok(Self {
+            pem: Pem {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            },
+            issuer,
+        })
+    }
+
     /// A client certificate: CN is the user, each O a group (Kubernetes' rule).
     pub fn client(&self, cn: &str, groups: &[&str]) -> Result<Pem, rcgen::Error> {
         let now = OffsetDateTime::now_utc();
@@ -91,6 +104,36 @@ impl Ca {
         })
     }
 
+    /// A certificate for both serving (`hosts`) and client authentication
+    /// (CN user, O groups): what a node agent or aggregated server presents.
+    pub fn server_and_client(
+        &self,
+        cn: &str,
+        groups: &[&str],
+        hosts: &[&str],
+    ) -> Result<Pem, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name = dn(cn, groups);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(365);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        })
+    }
+
     /// A serving certificate for DNS names and IP addresses.
     pub fn server(&self, cn: &str, hosts: &[&str]) -> Result<Pem, rcgen::Error> {
         let key = KeyPair::generate()?;
@@ -110,5 +153,25 @@ impl Ca {
             cert: cert.pem(),
             key: key.serialize_pem(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_reloaded_from_pem_issues_verifiable_certificates() {
+        let ca = Ca::new("ca").unwrap();
+        let again = Ca::from_pem(&ca.pem.cert, &ca.pem.key).unwrap();
+        let client = again.client("alice", &["devs"]).unwrap();
+        let roots =
+            crate::tls::parse_certs(ca.pem.cert.as_bytes(), std::path::Path::new("ca")).unwrap();
+        let verifier = crate::tls::CaVerifier::new(&roots, std::path::Path::new("ca")).unwrap();
+        let chain = crate::tls::parse_certs(client.cert.as_bytes(), std::path::Path::new("client"))
+            .unwrap();
+        assert!(verifier.verify(&chain).is_ok());
+        let (cn, groups) = crate::tls::subject_of(&chain[0]).unwrap();
+        assert_eq!((cn.as_str(), groups), ("alice", vec!["devs".to_string()]));
     }
 }
