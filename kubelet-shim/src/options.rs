@@ -1,0 +1,420 @@
+//! Command-line options, named like the kubelet's flags where the kubelet has
+//! one (`cmd/kubelet/app/options`), and their validation into a [`Config`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use api_types::features::{FeatureGates, SHIM_GATES};
+use api_types::validation::validate_node_name;
+use clap::{Parser, ValueEnum};
+
+use crate::runtime::parse_endpoint;
+
+/// Default `--container-runtime-endpoint`, as the kubelet's.
+pub const DEFAULT_RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
+
+/// Log format (`--logging-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoggingFormat {
+    Text,
+    Json,
+}
+
+impl From<LoggingFormat> for apiserver_lib::logging::Format {
+    fn from(f: LoggingFormat) -> Self {
+        match f {
+            LoggingFormat::Text => Self::Text,
+            LoggingFormat::Json => Self::Json,
+        }
+    }
+}
+
+/// A node agent that serves the kubelet's checkpoint API.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "checkpoint-shim",
+    version,
+    about = "Serve the kubelet's checkpoint API (POST /checkpoint/{namespace}/{pod}/{container}) over HTTPS and checkpoint containers through CRI.",
+    long_about = "Serve the kubelet's checkpoint API (POST /checkpoint/{namespace}/{pod}/{container}, KEP-2008) over HTTPS and checkpoint containers through CRI, for nodes whose kubelet cannot turn on its ContainerCheckpoint gate.\n\nArchives are written to <root-dir>/checkpoints/checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar (a -N suffix for further archives within one second; nothing is ever overwritten), owned by root with mode 0600.\n\nRequests are authenticated by x509 client certificate (--client-ca-file) or bearer token (TokenReview), and authorized by SubjectAccessReview of `create` on `nodes/checkpoint` for --node-name, like the kubelet's."
+)]
+pub struct Options {
+    /// The endpoint of the CRI runtime service (a unix socket).
+    #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_RUNTIME_ENDPOINT)]
+    pub container_runtime_endpoint: String,
+
+    /// Directory of the kubelet's files; archives go to <root-dir>/checkpoints (created 0700).
+    #[arg(long, value_name = "DIR", default_value = api_types::DEFAULT_KUBELET_ROOT_DIR)]
+    pub root_dir: PathBuf,
+
+    /// The IP address to serve on (0.0.0.0 or :: for all interfaces).
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+
+    /// The port to serve HTTPS on (0 picks a free port, logged at start).
+    #[arg(long, value_name = "PORT", default_value_t = api_types::DEFAULT_SHIM_PORT)]
+    pub port: u16,
+
+    /// This node's name, the `name` authorized in `nodes/checkpoint` [default: the host name, lower-cased].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// kubeconfig for TokenReview and SubjectAccessReview [default: the in-cluster service account, when in a pod].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Feature gates, A=true|false,...; known: ContainerCheckpoint=true|false (default true).
+    #[arg(long, value_name = "GATES", default_value = "")]
+    pub feature_gates: String,
+
+    /// Timeout of runtime calls (Go duration); also the checkpoint timeout when a request gives none.
+    #[arg(long, value_name = "DURATION", default_value = "2m0s")]
+    pub runtime_request_timeout: String,
+
+    /// Serving certificate (PEM, may hold the chain). Without it and --tls-private-key-file,
+    /// a self-signed pair is kept in --cert-dir.
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key of --tls-cert-file (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Where the self-signed serving pair is kept when no --tls-cert-file is given [default: <root-dir>/pki].
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// CA bundle that client certificates must chain to; CN is the user, O the groups.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// FOR TESTING ONLY: skip SubjectAccessReview and allow exactly these users (comma-separated).
+    #[arg(long, value_name = "USERS", value_delimiter = ',')]
+    pub authorization_allow_users_for_testing: Vec<String>,
+
+    /// FOR TESTING ONLY: authenticate bearer tokens from this file (token,user,uid,"group1,group2"
+    /// per line, as kube-apiserver's --token-auth-file) instead of TokenReview.
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file_for_testing: Option<PathBuf>,
+
+    /// Log format (logs go to stderr; RUST_LOG sets the level).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
+    pub logging_format: LoggingFormat,
+}
+
+/// Invalid options; every problem is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid options:\n  {}", .0.join("\n  "))]
+pub struct Error(pub Vec<String>);
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Generate (once) and keep a self-signed pair in this directory.
+    SelfSigned {
+        dir: PathBuf,
+    },
+}
+
+/// Who decides what a user may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// SubjectAccessReview through the API server (the default).
+    Webhook,
+    /// A static allow-list; named for testing, never the default.
+    AllowUsersForTesting(Vec<String>),
+}
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime_socket: PathBuf,
+    pub root_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub node_name: String,
+    pub feature_gates: FeatureGates,
+    pub runtime_request_timeout: Duration,
+    pub tls: TlsSource,
+    pub client_ca_file: Option<PathBuf>,
+    /// `None`: the in-cluster service account, when there is one.
+    pub kubeconfig: Option<PathBuf>,
+    pub authorization: AuthorizationMode,
+    pub token_auth_file_for_testing: Option<PathBuf>,
+    /// How much longer than the runtime's own timeout a checkpoint is waited for.
+    pub checkpoint_grace: Duration,
+    /// Checkpoints in flight on the node at most (more: 429).
+    pub max_in_flight_checkpoints: usize,
+}
+
+impl Config {
+    /// `<root-dir>/checkpoints`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root_dir.join(api_types::CHECKPOINTS_DIR)
+    }
+}
+
+/// The host name, lower-cased, as the kubelet defaults its node name.
+pub fn default_node_name() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name = raw.trim().to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
+impl Options {
+    /// Checks every option, reporting all problems at once.
+    pub fn validate(&self) -> Result<Config, Error> {
+        let mut errs = Vec::new();
+        let runtime_socket = parse_endpoint(&self.container_runtime_endpoint)
+            .map_err(|e| errs.push(format!("--container-runtime-endpoint: {e}")))
+            .ok();
+        if !self.root_dir.is_absolute() {
+            errs.push(format!(
+                "--root-dir: must be an absolute path, got {:?}",
+                self.root_dir
+            ));
+        }
+        let node_name = match &self.node_name {
+            Some(n) => Some(n.clone()),
+            None => {
+                let n = default_node_name();
+                if n.is_none() {
+                    errs.push("--node-name: not given and the host name is unknown".into());
+                }
+                n
+            }
+        };
+        if let Some(n) = &node_name
+            && let Err(e) = validate_node_name(n)
+        {
+            errs.push(format!("--node-name: {e}"));
+        }
+        let feature_gates = FeatureGates::parse(SHIM_GATES, &self.feature_gates)
+            .map_err(|e| errs.push(format!("--feature-gates: {e}")))
+            .ok();
+        let runtime_request_timeout = match parse_go_duration(&self.runtime_request_timeout) {
+            Ok(d) if d >= Duration::from_secs(1) => Some(d),
+            Ok(_) => {
+                errs.push("--runtime-request-timeout: must be at least 1s".into());
+                None
+            }
+            Err(e) => {
+                errs.push(format!("--runtime-request-timeout: {e}"));
+                None
+            }
+        };
+        let tls = match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => Some(TlsSource::SelfSigned {
+                dir: self
+                    .cert_dir
+                    .clone()
+                    .unwrap_or_else(|| self.root_dir.join("pki")),
+            }),
+            _ => {
+                errs.push(
+                    "--tls-cert-file and --tls-private-key-file must be given together".into(),
+                );
+                None
+            }
+        };
+        let allow: Vec<String> = self
+            .authorization_allow_users_for_testing
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        let authorization = if allow.is_empty() {
+            AuthorizationMode::Webhook
+        } else {
+            AuthorizationMode::AllowUsersForTesting(allow)
+        };
+        match (
+            runtime_socket,
+            node_name,
+            feature_gates,
+            runtime_request_timeout,
+            tls,
+        ) {
+            (Some(runtime_socket), Some(node_name), Some(feature_gates), Some(rrt), Some(tls))
+                if errs.is_empty() =>
+            {
+                Ok(Config {
+                    runtime_socket,
+                    root_dir: self.root_dir.clone(),
+                    listen: SocketAddr::new(self.address, self.port),
+                    node_name,
+                    feature_gates,
+                    runtime_request_timeout: rrt,
+                    tls,
+                    client_ca_file: self.client_ca_file.clone(),
+                    kubeconfig: self.kubeconfig.clone(),
+                    authorization,
+                    token_auth_file_for_testing: self.token_auth_file_for_testing.clone(),
+                    checkpoint_grace: Duration::from_secs(5),
+                    max_in_flight_checkpoints: 8,
+                })
+            }
+            _ => Err(Error(errs)),
+        }
+    }
+}
+
+/// Go's `time.ParseDuration` for the units a timeout uses: `2m0s`, `90s`,
+/// `1.5h`, `500ms`, `1h2m3s`. No sign; `0` alone is zero.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {s:?}");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.len() > 64 {
+        return Err(invalid());
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("time: missing unit in duration {s:?}"))?;
+        if num_len == 0 {
+            return Err(invalid());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| invalid())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Options {
+        let mut argv = vec!["checkpoint-shim"];
+        argv.extend_from_slice(args);
+        Options::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn defaults_mirror_the_kubelet() {
+        let c = parse(&["--node-name", "node-1"]).validate().unwrap();
+        assert_eq!(
+            c.runtime_socket,
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
+        assert_eq!(c.root_dir, PathBuf::from("/var/lib/kubelet"));
+        assert_eq!(
+            c.checkpoints_dir(),
+            PathBuf::from("/var/lib/kubelet/checkpoints")
+        );
+        assert_eq!(c.listen, "0.0.0.0:10350".parse().unwrap());
+        assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
+        assert!(
+            c.feature_gates
+                .enabled(api_types::features::CONTAINER_CHECKPOINT)
+        );
+        assert_eq!(c.authorization, AuthorizationMode::Webhook);
+        assert_eq!(
+            c.tls,
+            TlsSource::SelfSigned {
+                dir: "/var/lib/kubelet/pki".into()
+            }
+        );
+        assert!(c.token_auth_file_for_testing.is_none());
+    }
+
+    #[test]
+    fn testing_bypass_is_explicit() {
+        let c = parse(&[
+            "--node-name=n",
+            "--authorization-allow-users-for-testing=alice, bob",
+            "--feature-gates=ContainerCheckpoint=false",
+            "--runtime-request-timeout=30s",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(
+            c.authorization,
+            AuthorizationMode::AllowUsersForTesting(vec!["alice".into(), "bob".into()])
+        );
+        assert!(
+            !c.feature_gates
+                .enabled(api_types::features::CONTAINER_CHECKPOINT)
+        );
+        assert_eq!(c.runtime_request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn all_problems_are_reported() {
+        let err = parse(&[
+            "--node-name=Bad_Name",
+            "--container-runtime-endpoint=tcp://1.2.3.4:5",
+            "--feature-gates=Nope=true",
+            "--runtime-request-timeout=2 minutes",
+            "--root-dir=relative",
+        ])
+        .validate()
+        .unwrap_err();
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let r = Options::try_parse_from(["checkpoint-shim", "--tls-cert-file=/a.crt"]);
+        assert!(r.is_err());
+        let c = parse(&[
+            "--node-name=n",
+            "--tls-cert-file=/a.crt",
+            "--tls-private-key-file=/a.key",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            TlsSource::Files {
+                cert: "/a.crt".into(),
+                key: "/a.key".into()
+            }
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        for (s, want) in [
+            ("2m0s", 120.0),
+            ("2m", 120.0),
+            ("90s", 90.0),
+            ("1h2m3s", 3723.0),
+            ("1.5h", 5400.0),
+            ("500ms", 0.5),
+            ("0", 0.0),
+        ] {
+            assert_eq!(parse_go_duration(s).unwrap().as_secs_f64(), want, "{s}");
+        }
+        for bad in ["", "2", "-1s", "1d", "s", "1..2s", "2 m"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
