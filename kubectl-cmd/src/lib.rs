@@ -1,1 +1,91 @@
-//! kubectl-cmd (work in progress)
+//! `kubectl checkpoint`: the kubectl plugin of KEP-5901 "Kubectl Checkpoint".
+//!
+//! Modelled on upstream `k8s.io/kubectl/pkg/cmd/exec`: [`cmd`] is the
+//! command definition (`NewCmdCheckpoint`), [`options::CheckpointOptions`]
+//! has `complete()` / `validate()` / `run()`, the remote calls sit behind the
+//! [`client::PodClient`] and [`client::Checkpointer`] traits, and the
+//! [`printer`]s take plain data and an `impl Write`.
+//!
+//! The binaries are thin: `kubectl-checkpoint` calls [`run`],
+//! `kubectl_complete-checkpoint` calls [`run_completion`].
+
+pub mod client;
+pub mod cmd;
+pub mod completion;
+pub mod config;
+pub mod container;
+pub mod duration;
+pub mod endpoint;
+pub mod error;
+pub mod options;
+pub mod printer;
+pub mod spinner;
+pub mod target;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::Duration;
+
+pub use error::{Error, Result};
+
+use crate::client::KubeClient;
+use crate::cmd::Parsed;
+use crate::options::{CheckpointOptions, target_arg};
+
+/// Run `kubectl checkpoint` with `argv` (program name first): the result to
+/// `out`, notices to `notices`. The caller prints the error
+/// ([`Error::render`]) and exits with [`Error::exit_code`].
+pub async fn run<I, T>(argv: I, out: &mut impl Write, notices: &mut impl Write) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = match cmd::parse(argv)? {
+        Parsed::Help => return write_all(out, &cmd::help_text()),
+        Parsed::Version => return write_all(out, &cmd::version_text()),
+        Parsed::Run(args) => args,
+    };
+    target_arg(&args)?;
+    let loaded = args.config.load().await?;
+    let options = CheckpointOptions::complete(&args, &loaded.namespace)?;
+    options.validate()?;
+    let client = KubeClient::new(loaded.config, options.request_timeout).map_err(Error::Client)?;
+    options.run(&client, out, notices).await
+}
+
+fn write_all(out: &mut impl Write, text: &str) -> Result<()> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::Print(e.into()))
+}
+
+/// How long completion may talk to the cluster when `--request-timeout` is unset.
+pub const COMPLETION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answer kubectl's completion request for the plugin: `args` are the plugin's
+/// arguments, the last one the word under the cursor. Never fails: on any
+/// error nothing is suggested.
+pub async fn run_completion(args: &[String], out: &mut impl Write) -> std::io::Result<()> {
+    let line = completion::parse_line(args);
+    if let Some(c) = completion::complete_offline(&line) {
+        return c.write(out);
+    }
+    let empty = completion::Completion {
+        candidates: Vec::new(),
+        directive: completion::DIRECTIVE_NO_FILE_COMP,
+    };
+    let Ok(loaded) = line.flags.load().await else {
+        return empty.write(out);
+    };
+    let timeout = line
+        .flags
+        .request_timeout()
+        .ok()
+        .flatten()
+        .unwrap_or(COMPLETION_TIMEOUT);
+    let Ok(client) = KubeClient::new(loaded.config, Some(timeout)) else {
+        return empty.write(out);
+    };
+    completion::complete_online(&line, &loaded.namespace, &client)
+        .await
+        .write(out)
+}

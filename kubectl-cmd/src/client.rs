@@ -1,0 +1,669 @@
+//! The remote calls of the command, behind narrow traits "for test stubbing"
+//! (as upstream `k8s.io/kubectl/pkg/cmd/exec` puts its `RemoteExecutor`
+//! behind an interface): [`PodClient`] for lookups and discovery,
+//! [`Checkpointer`] for the checkpoint itself. [`KubeClient`] implements both
+//! over kube-rs's [`kube::Client`], so authentication, TLS and impersonation
+//! come from the kubeconfig; `fake::FakeClient` beside it serves the unit tests.
+
+use std::future::Future;
+use std::time::Duration;
+
+use api_types::ContainerCheckpoint;
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Limited};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    APIGroupList, APIResourceList, LabelSelector,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::target::ResourceKind;
+
+/// Largest response body read from the server.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A failure answer of the API server (a `metav1.Status`, or a bare HTTP code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub code: u16,
+    /// `reason` of the Status (`NotFound`, `Forbidden`, ...), possibly empty.
+    pub reason: String,
+    pub message: String,
+}
+
+impl ServerError {
+    /// Read a non-2xx answer the way client-go does: a `Status` body is taken
+    /// as is; anything else becomes the generic message for its code
+    /// (`errors.NewGenericServerResponse`).
+    pub fn from_response(code: u16, body: &[u8]) -> Self {
+        if let Some(status) = api_types::status::parse(body) {
+            let (reason, generic) = generic_for_code(code, body);
+            let message = status.message.filter(|m| !m.is_empty()).unwrap_or(generic);
+            let code = status
+                .code
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| *c != 0)
+                .unwrap_or(code);
+            return Self {
+                code,
+                reason: status.reason.filter(|r| !r.is_empty()).unwrap_or(reason),
+                message,
+            };
+        }
+        let (reason, message) = generic_for_code(code, body);
+        Self {
+            code,
+            reason,
+            message,
+        }
+    }
+}
+
+/// client-go's `NewGenericServerResponse`: reason and message for a code
+/// whose body is not a Status.
+fn generic_for_code(code: u16, body: &[u8]) -> (String, String) {
+    let (reason, message) = match code {
+        400 => ("BadRequest", "the server rejected our request for an unknown reason".to_owned()),
+        401 => ("Unauthorized", "the server has asked for the client to provide credentials".to_owned()),
+        403 => ("Forbidden", "the server does not allow access to the requested resource".to_owned()),
+        404 => ("NotFound", "the server could not find the requested resource".to_owned()),
+        405 => ("MethodNotAllowed", "the server does not allow this method on the requested resource".to_owned()),
+        409 => ("Conflict", "the server reported a conflict".to_owned()),
+        422 => ("Invalid", "the server rejected our request due to an error in our request".to_owned()),
+        429 => (
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later".to_owned(),
+        ),
+        503 => ("ServiceUnavailable", "the server is currently unable to handle the request".to_owned()),
+        504 => (
+            "Timeout",
+            "the server was unable to return a response in the time allotted, but may still be processing the request"
+                .to_owned(),
+        ),
+        _ if code >= 500 => {
+            let text: String = String::from_utf8_lossy(body).trim().chars().take(256).collect();
+            ("InternalError", format!("an error on the server ({text:?}) has prevented the request from succeeding"))
+        }
+        _ => ("", format!("the server responded with HTTP {code}")),
+    };
+    (reason.to_owned(), message)
+}
+
+/// What can go wrong talking to the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a failure.
+    #[error("{}", .0.message)]
+    Server(ServerError),
+    /// Nothing listens at the server's address (kubectl's wording).
+    #[error(
+        "The connection to the server {host} was refused - did you specify the right host or port?"
+    )]
+    ConnectionRefused { host: String },
+    /// Any other transport failure (DNS, TLS, reset).
+    #[error("Unable to connect to the server: {message}")]
+    Unreachable { message: String },
+    /// No answer within the deadline.
+    #[error("no answer from the server within {}", crate::duration::format_go_duration(*.0))]
+    TimedOut(Duration),
+    /// The answer was not the JSON expected.
+    #[error("failed to decode the server's answer to {path}: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The answer body was larger than [`MAX_BODY_BYTES`] or broke off.
+    #[error("failed to read the server's answer to {path}: {message}")]
+    Body { path: String, message: String },
+    /// The client could not be built from the configuration.
+    #[error("failed to create the API client: {0}")]
+    Build(#[source] kube::Error),
+    #[error("failed to build request for {path}")]
+    Request {
+        path: String,
+        #[source]
+        source: http::Error,
+    },
+}
+
+impl ClientError {
+    /// The server's answer, when the failure is one.
+    pub fn server(&self) -> Option<&ServerError> {
+        match self {
+            ClientError::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Reads from the API server: the target pod and workloads, names for
+/// completion, and discovery documents.
+pub trait PodClient {
+    /// `GET /api/v1/namespaces/{ns}/pods/{name}`
+    fn get_pod(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Pod>> + Send;
+    /// `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`
+    fn list_pods(
+        &self,
+        namespace: &str,
+        label_selector: &str,
+    ) -> impl Future<Output = Result<Vec<Pod>>> + Send;
+    /// The pod selector of a workload (deployment, service, ...).
+    fn selector_of(
+        &self,
+        namespace: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<LabelSelector>>> + Send;
+    /// Names of the objects of a kind in a namespace (for completion).
+    fn list_names(
+        &self,
+        namespace: &str,
+        kind: ResourceKind,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Names of the namespaces (for completion).
+    fn list_namespaces(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// `GET /api/v1`
+    fn core_v1_resources(&self) -> impl Future<Output = Result<APIResourceList>> + Send;
+    /// `GET /apis`
+    fn api_groups(&self) -> impl Future<Output = Result<APIGroupList>> + Send;
+    /// `GET /apis/{group_version}`
+    fn api_resources(
+        &self,
+        group_version: &str,
+    ) -> impl Future<Output = Result<APIResourceList>> + Send;
+}
+
+/// The checkpoint call.
+pub trait Checkpointer {
+    /// `POST {path_and_query}` with no body, waiting at most `wait` for the answer.
+    fn checkpoint(
+        &self,
+        path_and_query: &str,
+        wait: Duration,
+    ) -> impl Future<Output = Result<ContainerCheckpoint>> + Send;
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+struct Items<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    metadata: NamedMeta,
+}
+
+#[derive(Deserialize)]
+struct NamedMeta {
+    #[serde(default)]
+    name: String,
+}
+
+/// [`PodClient`] and [`Checkpointer`] over a [`kube::Client`].
+#[derive(Clone)]
+pub struct KubeClient {
+    client: kube::Client,
+    /// `host:port` of the server, for kubectl's connection messages.
+    server: String,
+    /// `--request-timeout`: the deadline of every lookup request.
+    request_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeClient")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeClient {
+    /// Build the client from a loaded configuration.
+    pub fn new(config: kube::Config, request_timeout: Option<Duration>) -> Result<Self> {
+        let server = server_host(&config.cluster_url);
+        let client = kube::Client::try_from(config).map_err(ClientError::Build)?;
+        Ok(Self {
+            client,
+            server,
+            request_timeout,
+        })
+    }
+
+    async fn call(&self, method: Method, path: &str, deadline: Option<Duration>) -> Result<Bytes> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::ACCEPT, "application/json")
+            .body(kube::client::Body::empty())
+            .map_err(|source| ClientError::Request {
+                path: path.to_owned(),
+                source,
+            })?;
+        let exchange = async {
+            let response = self
+                .client
+                .send(request)
+                .await
+                .map_err(|e| transport_error(&e, &self.server))?;
+            let code = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Body {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+                .to_bytes();
+            if (200..300).contains(&code) {
+                Ok(body)
+            } else {
+                tracing::debug!(code, path, "request failed");
+                Err(ClientError::Server(ServerError::from_response(code, &body)))
+            }
+        };
+        match deadline {
+            Some(d) if !d.is_zero() => tokio::time::timeout(d, exchange)
+                .await
+                .map_err(|_| ClientError::TimedOut(d))?,
+            _ => exchange.await,
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let body = self.call(Method::GET, path, self.request_timeout).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    async fn names(&self, path: &str) -> Result<Vec<String>> {
+        let list: Items<Named> = self.get(path).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|n| n.metadata.name)
+            .filter(|n| !n.is_empty())
+            .collect())
+    }
+}
+
+/// `host:port` of a cluster URL, with the scheme's default port.
+fn server_host(url: &http::Uri) -> String {
+    let host = url.host().unwrap_or("localhost");
+    let port = url
+        .port_u16()
+        .unwrap_or(if url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    format!("{host}:{port}")
+}
+
+/// Turn a kube transport error into kubectl's wording.
+fn transport_error(err: &kube::Error, server: &str) -> ClientError {
+    if let kube::Error::Api(status) = err {
+        return ClientError::Server(ServerError {
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        });
+    }
+    let mut messages: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return ClientError::ConnectionRefused {
+                host: server.to_owned(),
+            };
+        }
+        let text = e.to_string();
+        if !messages.iter().any(|m| m.contains(&text)) {
+            messages.push(text);
+        }
+        source = e.source();
+    }
+    ClientError::Unreachable {
+        message: messages.last().cloned().unwrap_or_default(),
+    }
+}
+
+/// The `labelSelector` query of a pod list, encoded as client-go encodes it.
+pub fn pods_path(namespace: &str, label_selector: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("labelSelector", label_selector)
+        .finish();
+    format!("/api/v1/namespaces/{namespace}/pods?{query}")
+}
+
+fn label_selector_of_map(
+    map: Option<std::collections::BTreeMap<String, String>>,
+) -> Option<LabelSelector> {
+    map.filter(|m| !m.is_empty()).map(|m| LabelSelector {
+        match_labels: Some(m),
+        match_expressions: None,
+    })
+}
+
+impl PodClient for KubeClient {
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod> {
+        self.get(&format!(
+            "{}/{name}",
+            ResourceKind::Pod.collection_path(namespace)
+        ))
+        .await
+    }
+
+    async fn list_pods(&self, namespace: &str, label_selector: &str) -> Result<Vec<Pod>> {
+        let list: Items<Pod> = self.get(&pods_path(namespace, label_selector)).await?;
+        Ok(list.items)
+    }
+
+    async fn selector_of(
+        &self,
+        namespace: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<LabelSelector>> {
+        let path = format!("{}/{name}", kind.collection_path(namespace));
+        Ok(match kind {
+            ResourceKind::Pod => None,
+            ResourceKind::Deployment => self
+                .get::<Deployment>(&path)
+                .await?
+                .spec
+                .map(|s| s.selector),
+            ResourceKind::StatefulSet => self
+                .get::<StatefulSet>(&path)
+                .await?
+                .spec
+                .map(|s| s.selector),
+            ResourceKind::DaemonSet => self.get::<DaemonSet>(&path).await?.spec.map(|s| s.selector),
+            ResourceKind::ReplicaSet => self
+                .get::<ReplicaSet>(&path)
+                .await?
+                .spec
+                .map(|s| s.selector),
+            ResourceKind::Job => self.get::<Job>(&path).await?.spec.and_then(|s| s.selector),
+            ResourceKind::Service => label_selector_of_map(
+                self.get::<Service>(&path)
+                    .await?
+                    .spec
+                    .and_then(|s| s.selector),
+            ),
+            ResourceKind::ReplicationController => label_selector_of_map(
+                self.get::<ReplicationController>(&path)
+                    .await?
+                    .spec
+                    .and_then(|s| s.selector),
+            ),
+        })
+    }
+
+    async fn list_names(&self, namespace: &str, kind: ResourceKind) -> Result<Vec<String>> {
+        self.names(&kind.collection_path(namespace)).await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        self.names("/api/v1/namespaces").await
+    }
+
+    async fn core_v1_resources(&self) -> Result<APIResourceList> {
+        self.get("/api/v1").await
+    }
+
+    async fn api_groups(&self) -> Result<APIGroupList> {
+        self.get("/apis").await
+    }
+
+    async fn api_resources(&self, group_version: &str) -> Result<APIResourceList> {
+        self.get(&format!("/apis/{group_version}")).await
+    }
+}
+
+impl Checkpointer for KubeClient {
+    async fn checkpoint(
+        &self,
+        path_and_query: &str,
+        wait: Duration,
+    ) -> Result<ContainerCheckpoint> {
+        let body = self.call(Method::POST, path_and_query, Some(wait)).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
+            path: path_and_query.to_owned(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory [`PodClient`] + [`Checkpointer`] for unit tests.
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Pods, workload selectors and discovery documents held in memory; every
+    /// call is recorded.
+    #[derive(Debug, Default)]
+    pub struct FakeClient {
+        pub pods: Vec<Pod>,
+        pub selectors: BTreeMap<(ResourceKind, String), LabelSelector>,
+        pub core: APIResourceList,
+        pub groups: APIGroupList,
+        pub resources: BTreeMap<String, APIResourceList>,
+        /// Answer of the checkpoint call.
+        pub checkpoint_answer: Option<std::result::Result<ContainerCheckpoint, ServerError>>,
+        pub calls: Mutex<Vec<String>>,
+    }
+
+    fn not_found(what: &str, name: &str) -> ClientError {
+        ClientError::Server(ServerError {
+            code: 404,
+            reason: "NotFound".into(),
+            message: format!("{what} \"{name}\" not found"),
+        })
+    }
+
+    impl FakeClient {
+        fn record(&self, call: String) {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push(call);
+            }
+        }
+
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        }
+
+        fn pods_in<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+            self.pods
+                .iter()
+                .filter(move |p| p.metadata.namespace.as_deref() == Some(namespace))
+        }
+    }
+
+    /// Matches only `k=v,k2=v2` selectors, which is all the tests use.
+    fn matches(pod: &Pod, selector: &str) -> bool {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        selector
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .all(|req| match req.split_once('=') {
+                Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+                None => false,
+            })
+    }
+
+    impl PodClient for FakeClient {
+        async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod> {
+            self.record(format!("get pod {namespace}/{name}"));
+            self.pods_in(namespace)
+                .find(|p| p.metadata.name.as_deref() == Some(name))
+                .cloned()
+                .ok_or_else(|| not_found("pods", name))
+        }
+
+        async fn list_pods(&self, namespace: &str, label_selector: &str) -> Result<Vec<Pod>> {
+            self.record(format!("list pods {namespace} {label_selector}"));
+            Ok(self
+                .pods_in(namespace)
+                .filter(|p| matches(p, label_selector))
+                .cloned()
+                .collect())
+        }
+
+        async fn selector_of(
+            &self,
+            namespace: &str,
+            kind: ResourceKind,
+            name: &str,
+        ) -> Result<Option<LabelSelector>> {
+            self.record(format!("get {} {namespace}/{name}", kind.resource()));
+            match self.selectors.get(&(kind, name.to_owned())) {
+                Some(s) if s.match_labels.is_none() && s.match_expressions.is_none() => Ok(None),
+                Some(s) => Ok(Some(s.clone())),
+                None => Err(not_found(kind.resource(), name)),
+            }
+        }
+
+        async fn list_names(&self, namespace: &str, kind: ResourceKind) -> Result<Vec<String>> {
+            self.record(format!("list {} {namespace}", kind.resource()));
+            Ok(match kind {
+                ResourceKind::Pod => self
+                    .pods_in(namespace)
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect(),
+                _ => self
+                    .selectors
+                    .keys()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, n)| n.clone())
+                    .collect(),
+            })
+        }
+
+        async fn list_namespaces(&self) -> Result<Vec<String>> {
+            self.record("list namespaces".into());
+            let mut ns: Vec<String> = self
+                .pods
+                .iter()
+                .filter_map(|p| p.metadata.namespace.clone())
+                .collect();
+            ns.sort();
+            ns.dedup();
+            Ok(ns)
+        }
+
+        async fn core_v1_resources(&self) -> Result<APIResourceList> {
+            self.record("get /api/v1".into());
+            Ok(self.core.clone())
+        }
+
+        async fn api_groups(&self) -> Result<APIGroupList> {
+            self.record("get /apis".into());
+            Ok(self.groups.clone())
+        }
+
+        async fn api_resources(&self, group_version: &str) -> Result<APIResourceList> {
+            self.record(format!("get /apis/{group_version}"));
+            self.resources.get(group_version).cloned().ok_or_else(|| {
+                ClientError::Server(ServerError {
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: "the server could not find the requested resource".into(),
+                })
+            })
+        }
+    }
+
+    impl Checkpointer for FakeClient {
+        async fn checkpoint(
+            &self,
+            path_and_query: &str,
+            wait: Duration,
+        ) -> Result<ContainerCheckpoint> {
+            self.record(format!("post {path_and_query} wait={}s", wait.as_secs()));
+            match &self.checkpoint_answer {
+                Some(Ok(c)) => Ok(c.clone()),
+                Some(Err(e)) => Err(ClientError::Server(e.clone())),
+                None => Err(ClientError::TimedOut(wait)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_bodies_are_read_like_client_go() {
+        let body =
+            serde_json::to_vec(&api_types::status::pod_not_found("ghost")).unwrap_or_default();
+        let e = ServerError::from_response(404, &body);
+        assert_eq!(e.reason, "NotFound");
+        assert_eq!(e.message, "pods \"ghost\" not found");
+
+        let e = ServerError::from_response(503, b"service unavailable\n");
+        assert_eq!(e.reason, "ServiceUnavailable");
+        assert_eq!(
+            e.message,
+            "the server is currently unable to handle the request"
+        );
+
+        let e = ServerError::from_response(502, b"bad gateway");
+        assert_eq!(e.reason, "InternalError");
+        assert_eq!(
+            e.message,
+            "an error on the server (\"bad gateway\") has prevented the request from succeeding"
+        );
+
+        let e = ServerError::from_response(418, b"");
+        assert_eq!(e.message, "the server responded with HTTP 418");
+
+        // a Status without a message gets the generic one
+        let e = ServerError::from_response(
+            403,
+            br#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":403}"#,
+        );
+        assert_eq!(
+            e.message,
+            "the server does not allow access to the requested resource"
+        );
+        assert_eq!(e.reason, "Forbidden");
+    }
+
+    #[test]
+    fn pod_list_query_is_encoded_like_client_go() {
+        assert_eq!(
+            pods_path("default", "app=web,tier in (a,b)"),
+            "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29"
+        );
+    }
+
+    #[test]
+    fn server_host_has_a_port() {
+        assert_eq!(
+            server_host(&"https://10.0.0.1".parse().unwrap()),
+            "10.0.0.1:443"
+        );
+        assert_eq!(
+            server_host(&"http://127.0.0.1:8080".parse().unwrap()),
+            "127.0.0.1:8080"
+        );
+    }
+}

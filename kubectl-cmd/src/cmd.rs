@@ -1,0 +1,328 @@
+//! The command line: `NewCmdCheckpoint` of upstream's shape — a clap
+//! definition, kubectl's help layout, and pflag-style parse errors.
+
+use std::ffi::OsString;
+
+use clap::error::{ContextKind, ErrorKind};
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::config::ConfigFlags;
+use crate::error::Error;
+use crate::printer::OutputFormat;
+
+/// The usage line.
+pub const USAGE: &str = "kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]";
+
+/// One line description.
+pub const SHORT: &str = "Checkpoint a container in a pod.";
+
+/// The long description (kubectl's `templates.LongDesc` layout).
+pub const LONG: &str = "Checkpoint a container in a pod.
+
+ The container keeps running. Its checkpoint archive is written on the node that runs the pod, readable by
+root only; kubectl checkpoint prints the node's name and address and the path of the archive. Requires the
+checkpoint extension (API group checkpoint.kcr.dev) and permission to create pods/checkpoint.";
+
+/// The examples (kubectl's `templates.Examples` layout).
+pub const EXAMPLES: &str = "  # Checkpoint the default container of pod mypod
+  kubectl checkpoint mypod
+  
+  # Checkpoint container ruby-container of pod mypod
+  kubectl checkpoint mypod -c ruby-container
+  
+  # Checkpoint the first running pod of deployment mydeployment, giving the runtime 2 minutes
+  kubectl checkpoint deploy/mydeployment --timeout 2m
+  
+  # Checkpoint a pod in namespace prod and print the ContainerCheckpoint object as YAML
+  kubectl checkpoint mypod -n prod -o yaml";
+
+/// `kubectl checkpoint`'s flags.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "kubectl-checkpoint",
+    bin_name = "kubectl checkpoint",
+    about = SHORT,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+pub struct CheckpointArgs {
+    /// POD or TYPE/NAME
+    #[arg(value_name = "POD | TYPE/NAME")]
+    pub args: Vec<String>,
+    /// Container name. If omitted, use the kubectl.kubernetes.io/default-container annotation for selecting the container to be checkpointed or the first container in the pod will be chosen.
+    #[arg(short = 'c', long, verbatim_doc_comment)]
+    pub container: Option<String>,
+    /// Output format. One of: (json, yaml). Without it, print the node, namespace, pod, container and checkpoint archive.
+    #[arg(short = 'o', long, value_enum, verbatim_doc_comment)]
+    pub output: Option<OutputFormat>,
+    /// The length of time (like 30s, 2m, or a number of seconds) the container runtime may take to write the checkpoint; 0 uses the runtime's default. The command waits that long plus 10s for the answer.
+    #[arg(
+        long,
+        default_value = "0s",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    pub timeout: String,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    /// help for checkpoint
+    #[arg(short = 'h', long, action = ArgAction::SetTrue, hide = true)]
+    pub help: bool,
+    /// Print the version of kubectl-checkpoint and exit.
+    #[arg(long, action = ArgAction::SetTrue, verbatim_doc_comment)]
+    pub version: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Help,
+    Version,
+    Run(Box<CheckpointArgs>),
+}
+
+/// Parse argv (with the program name first).
+pub fn parse<I, T>(argv: I) -> Result<Parsed, Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let last = argv
+        .last()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let args = CheckpointArgs::try_parse_from(argv).map_err(|e| usage_error(e, &last))?;
+    Ok(if args.help {
+        Parsed::Help
+    } else if args.version {
+        Parsed::Version
+    } else {
+        Parsed::Run(Box::new(args))
+    })
+}
+
+/// `kubectl-checkpoint v0.1.0`
+pub fn version_text() -> String {
+    format!("kubectl-checkpoint v{}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `--help` text, laid out as kubectl lays out a command's help.
+pub fn help_text() -> String {
+    let cmd = CheckpointArgs::command();
+    let mut flags: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !a.is_hide_set())
+        .collect();
+    flags.sort_by_key(|a| a.get_long().unwrap_or_default().to_owned());
+    let mut out = format!("{LONG}\n\nExamples:\n{EXAMPLES}\n\nOptions:\n");
+    for arg in flags {
+        let long = arg.get_long().unwrap_or_default();
+        let name = match arg.get_short() {
+            Some(s) => format!("-{s}, --{long}"),
+            None => format!("--{long}"),
+        };
+        let default = if !arg.get_action().takes_values() {
+            "false".to_owned()
+        } else if matches!(arg.get_action(), ArgAction::Append) {
+            "[]".to_owned()
+        } else {
+            match arg.get_default_values().first() {
+                // string flags show their default quoted, duration flags bare
+                Some(v) if long == "request-timeout" => format!("'{}'", v.to_string_lossy()),
+                Some(v) => v.to_string_lossy().into_owned(),
+                None => "''".to_owned(),
+            }
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!("    {name}={default}:\n\t{help}\n\n"));
+    }
+    out.push_str(&format!("Usage:\n  {USAGE}\n"));
+    out
+}
+
+/// Turn a clap error into pflag's wording; `last` is the last argument given
+/// (the flag whose value is missing, if one is).
+fn usage_error(e: clap::Error, last: &str) -> Error {
+    let context = |kind| e.get(kind).map(|v| v.to_string()).unwrap_or_default();
+    let arg = context(ContextKind::InvalidArg);
+    let mut flag = arg.split_whitespace().next().unwrap_or_default().to_owned();
+    if e.kind() == ErrorKind::InvalidValue
+        && last.len() == 2
+        && last.starts_with('-')
+        && !last.starts_with("--")
+    {
+        // clap names the long form; pflag names what was typed
+        flag = last.to_owned();
+    }
+    let value = context(ContextKind::InvalidValue);
+    let message = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            if let Some(long) = flag.strip_prefix("--") {
+                format!(
+                    "unknown flag: --{}",
+                    long.split('=').next().unwrap_or_default()
+                )
+            } else {
+                let short = flag.trim_start_matches('-').chars().next().unwrap_or('?');
+                format!("unknown shorthand flag: '{short}' in {flag}")
+            }
+        }
+        ErrorKind::InvalidValue if value.is_empty() => {
+            format!("flag needs an argument: {}", pflag_name(&flag))
+        }
+        ErrorKind::InvalidValue if flag.contains("output") => format!(
+            "unable to match a printer suitable for the output format {value:?}, allowed formats are: {}",
+            OutputFormat::ALLOWED.replace(' ', "")
+        ),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            format!(
+                "invalid argument {value:?} for {:?} flag",
+                pflag_name(&flag)
+            )
+        }
+        ErrorKind::ArgumentConflict | ErrorKind::TooManyValues => {
+            format!("flag given more than once: {}", pflag_name(&flag))
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_owned()
+        }
+    };
+    Error::Usage(message)
+}
+
+/// `--long` or pflag's `'c' in -c` for a short flag.
+fn pflag_name(flag: &str) -> String {
+    if flag.starts_with("--") {
+        return flag.to_owned();
+    }
+    let short = flag.trim_start_matches('-');
+    format!("'{short}' in -{short}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> CheckpointArgs {
+        match parse(std::iter::once("kubectl-checkpoint").chain(line.iter().copied())) {
+            Ok(Parsed::Run(a)) => *a,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    fn usage(line: &[&str]) -> String {
+        match parse(std::iter::once("kubectl-checkpoint").chain(line.iter().copied())) {
+            Err(e) => e.render(),
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_parse_like_kubectl() {
+        let a = args(&[
+            "deploy/web",
+            "-c",
+            "app",
+            "--timeout=2m",
+            "-o",
+            "yaml",
+            "-n",
+            "prod",
+            "--context",
+            "dev",
+            "--cluster=c",
+            "--user",
+            "u",
+            "--as",
+            "bob",
+            "--as-group",
+            "g1",
+            "--as-group=g2",
+            "--kubeconfig",
+            "/tmp/kc",
+            "--request-timeout",
+            "5s",
+        ]);
+        assert_eq!(a.args, ["deploy/web"]);
+        assert_eq!(a.container.as_deref(), Some("app"));
+        assert_eq!(a.timeout, "2m");
+        assert_eq!(a.output, Some(OutputFormat::Yaml));
+        assert_eq!(a.config.namespace.as_deref(), Some("prod"));
+        assert_eq!(a.config.context.as_deref(), Some("dev"));
+        assert_eq!(a.config.cluster.as_deref(), Some("c"));
+        assert_eq!(a.config.user.as_deref(), Some("u"));
+        assert_eq!(a.config.impersonate.as_deref(), Some("bob"));
+        assert_eq!(a.config.impersonate_groups, ["g1", "g2"]);
+        assert_eq!(
+            a.config.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/tmp/kc"))
+        );
+        assert_eq!(a.config.request_timeout, "5s");
+
+        let a = args(&["mypod"]);
+        assert_eq!(a.timeout, "0s");
+        assert_eq!(a.config.request_timeout, "0");
+        assert_eq!(a.output, None);
+    }
+
+    #[test]
+    fn help_and_version() {
+        let p = |l: &[&str]| {
+            parse(std::iter::once("kubectl-checkpoint").chain(l.iter().copied())).unwrap()
+        };
+        assert_eq!(p(&["--help"]), Parsed::Help);
+        assert_eq!(p(&["-h"]), Parsed::Help);
+        assert_eq!(p(&["mypod", "-h"]), Parsed::Help);
+        assert_eq!(p(&["--version"]), Parsed::Version);
+        assert_eq!(
+            version_text(),
+            format!("kubectl-checkpoint v{}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn help_snapshot() {
+        let help = help_text();
+        assert!(
+            help.contains(
+                "\nUsage:\n  kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]\n"
+            )
+        );
+        assert!(help.contains("    -c, --container='':\n"));
+        assert!(help.contains("    --as-group=[]:\n"));
+        assert!(help.contains("    --timeout=0s:\n"));
+        insta::assert_snapshot!("help", help);
+    }
+
+    #[test]
+    fn usage_errors_in_pflag_words() {
+        assert_eq!(
+            usage(&["mypod", "--bogus"]),
+            "error: unknown flag: --bogus\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "--bogus=1"]),
+            "error: unknown flag: --bogus\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "-x"]),
+            "error: unknown shorthand flag: 'x' in -x\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "--timeout"]),
+            "error: flag needs an argument: --timeout\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "-c"]),
+            "error: flag needs an argument: 'c' in -c\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "-o", "wide"]),
+            "error: unable to match a printer suitable for the output format \"wide\", allowed formats are: json,yaml\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+    }
+}

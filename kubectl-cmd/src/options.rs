@@ -1,0 +1,419 @@
+//! `CheckpointOptions`: upstream's `ExecOptions` shape — `complete()` fills
+//! the options from flags and kubeconfig, `validate()` checks them, `run()`
+//! talks to the cluster through the [`PodClient`] / [`Checkpointer`] traits.
+
+use std::io::Write;
+use std::time::Duration;
+
+use api_types::validation::{validate_container_name, validate_namespace, validate_pod_name};
+use api_types::{MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
+
+use crate::client::{Checkpointer, PodClient};
+use crate::cmd::CheckpointArgs;
+use crate::container::choose_container;
+use crate::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
+use crate::endpoint::select_endpoint;
+use crate::error::{CheckpointFailure, Error, Result};
+use crate::printer::{OutputFormat, Summary, print_object, print_summary};
+use crate::spinner::Spinner;
+use crate::target::{Target, resolve_pod};
+
+/// What the client waits beyond `--timeout` for the server's answer.
+pub const CLIENT_MARGIN: Duration = Duration::from_secs(10);
+/// What the client waits when `--timeout` is 0 (the runtime's default).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Everything `run()` needs, resolved from the command line and kubeconfig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointOptions {
+    pub namespace: String,
+    pub target: Target,
+    /// `-c`; `None` picks the default container.
+    pub container: Option<String>,
+    /// `--timeout` in whole seconds (rounded up); 0 = the runtime's default.
+    pub timeout_seconds: u64,
+    /// `--request-timeout` (None = no timeout).
+    pub request_timeout: Option<Duration>,
+    pub output: Option<OutputFormat>,
+    /// Draw a spinner on stderr (only when it is a terminal).
+    pub spinner: bool,
+}
+
+/// The one `POD | TYPE/NAME` argument, checked before anything is loaded so
+/// usage errors come first, as in kubectl.
+pub fn target_arg(args: &CheckpointArgs) -> Result<&str> {
+    match args.args.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::Usage(
+            "expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command"
+                .into(),
+        )),
+        more => Err(Error::Usage(format!(
+            "exactly one POD or TYPE/NAME is allowed, got {}: {}",
+            more.len(),
+            more.join(" ")
+        ))),
+    }
+}
+
+impl CheckpointOptions {
+    /// Fill the options from the flags; `namespace` is the one chosen by the
+    /// kubeconfig loading (`-n`, else the context's, else `default`).
+    pub fn complete(args: &CheckpointArgs, namespace: &str) -> Result<Self> {
+        let target = Target::parse(target_arg(args)?).map_err(|e| Error::Usage(e.to_string()))?;
+        let timeout = parse_seconds_or_duration(&args.timeout).map_err(|e| {
+            Error::Usage(format!(
+                "invalid argument {:?} for \"--timeout\" flag: {e}",
+                args.timeout
+            ))
+        })?;
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            target,
+            container: args.container.clone().filter(|c| !c.is_empty()),
+            timeout_seconds: whole_seconds_ceil(timeout),
+            request_timeout: args.config.request_timeout()?,
+            output: args.output,
+            spinner: crate::spinner::stderr_is_terminal(),
+        })
+    }
+
+    /// Check names and bounds before anything is sent.
+    pub fn validate(&self) -> Result<()> {
+        validate_namespace(&self.namespace)?;
+        validate_pod_name(&self.target.name)?;
+        if let Some(c) = &self.container {
+            validate_container_name(c)?;
+        }
+        let max = MAX_TIMEOUT_SECONDS.unsigned_abs();
+        if self.timeout_seconds > max {
+            return Err(Error::Usage(format!(
+                "--timeout must be at most {}, got {}",
+                format_go_duration(Duration::from_secs(max)),
+                format_go_duration(Duration::from_secs(self.timeout_seconds))
+            )));
+        }
+        Ok(())
+    }
+
+    /// How long the client waits for the checkpoint's answer:
+    /// `--request-timeout` when set, else `--timeout` plus [`CLIENT_MARGIN`],
+    /// else [`DEFAULT_WAIT`].
+    pub fn wait(&self) -> Duration {
+        match (self.request_timeout, self.timeout_seconds) {
+            (Some(d), _) => d,
+            (None, 0) => DEFAULT_WAIT,
+            (None, s) => Duration::from_secs(s) + CLIENT_MARGIN,
+        }
+    }
+
+    /// The request options sent with the POST.
+    pub fn request_options(&self, container: &str) -> PodCheckpointOptions {
+        let timeout = i64::try_from(self.timeout_seconds).ok().filter(|t| *t > 0);
+        PodCheckpointOptions::new(Some(container), timeout)
+    }
+
+    /// Resolve the pod and container, checkpoint it, print the result.
+    /// Notices go to `notices` (stderr), the result to `out` (stdout).
+    pub async fn run(
+        &self,
+        client: &(impl PodClient + Checkpointer),
+        out: &mut impl Write,
+        notices: &mut impl Write,
+    ) -> Result<()> {
+        let endpoint = select_endpoint(client).await?;
+        let pod = resolve_pod(client, &self.namespace, &self.target, notices).await?;
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into());
+        if phase != "Running" {
+            return Err(Error::NotRunning(phase));
+        }
+        let pod_name = pod
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| self.target.name.clone());
+        let choice = choose_container(&pod, self.container.as_deref())?;
+        for notice in &choice.notices {
+            // A failed notice must not fail the command.
+            let _ = writeln!(notices, "{notice}");
+        }
+        let query = self.request_options(&choice.name).to_query();
+        let path = format!("{}?{query}", endpoint.path(&self.namespace, &pod_name));
+        let wait = self.wait();
+        tracing::debug!(%path, ?wait, "checkpointing");
+
+        let spinner = Spinner::start(
+            format!(
+                "Checkpointing container {} of pod {}/{pod_name}",
+                choice.name, self.namespace
+            ),
+            self.spinner,
+        );
+        let result = client.checkpoint(&path, wait).await;
+        spinner.finish();
+        let checkpoint = result.map_err(|source| {
+            Error::Checkpoint(Box::new(CheckpointFailure {
+                namespace: self.namespace.clone(),
+                pod: pod_name.clone(),
+                container: choice.name.clone(),
+                wait,
+                source,
+            }))
+        })?;
+
+        match self.output {
+            None => print_summary(&Summary::from_checkpoint(&checkpoint, &self.namespace), out)
+                .map_err(|e| Error::Print(e.into()))?,
+            Some(format) => print_object(&checkpoint, format, out)?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use api_types::discovery::{api_group, api_resource_list};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, LabelSelector};
+
+    use super::*;
+    use crate::client::ServerError;
+    use crate::client::fake::FakeClient;
+    use crate::cmd::{Parsed, parse};
+    use crate::target::ResourceKind;
+    use crate::target::tests::pod;
+
+    fn args(line: &[&str]) -> CheckpointArgs {
+        match parse(std::iter::once("kubectl-checkpoint").chain(line.iter().copied())) {
+            Ok(Parsed::Run(a)) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn complete(line: &[&str]) -> Result<CheckpointOptions> {
+        let o = CheckpointOptions::complete(&args(line), "default")?;
+        o.validate()?;
+        Ok(o)
+    }
+
+    fn err(line: &[&str]) -> String {
+        complete(line).unwrap_err().render()
+    }
+
+    #[test]
+    fn complete_fills_the_options() {
+        let o = complete(&["counter"]).unwrap();
+        assert_eq!(
+            o.target,
+            Target {
+                kind: ResourceKind::Pod,
+                name: "counter".into()
+            }
+        );
+        assert_eq!(o.namespace, "default");
+        assert_eq!(
+            (o.container.as_deref(), o.timeout_seconds, o.output),
+            (None, 0, None)
+        );
+        assert_eq!(o.wait(), DEFAULT_WAIT);
+        assert_eq!(o.request_options("app").to_query(), "container=app");
+
+        let o = complete(&["deploy/web", "-c", "app", "--timeout", "30s", "-o", "json"]).unwrap();
+        assert_eq!(o.target.kind, ResourceKind::Deployment);
+        assert_eq!(o.container.as_deref(), Some("app"));
+        assert_eq!(o.timeout_seconds, 30);
+        assert_eq!(o.wait(), Duration::from_secs(40));
+        assert_eq!(o.output, Some(OutputFormat::Json));
+        assert_eq!(
+            o.request_options("app").to_query(),
+            "container=app&timeout=30"
+        );
+
+        assert_eq!(
+            complete(&["p", "--timeout", "90"]).unwrap().timeout_seconds,
+            90
+        );
+        assert_eq!(
+            complete(&["p", "--timeout", "1.5s"])
+                .unwrap()
+                .timeout_seconds,
+            2
+        );
+        assert_eq!(
+            complete(&["p", "--timeout", "1h"]).unwrap().timeout_seconds,
+            3600
+        );
+        let o = complete(&["p", "--timeout", "1m", "--request-timeout", "5s"]).unwrap();
+        assert_eq!(o.wait(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn usage_and_validation_errors() {
+        let hint = "See 'kubectl checkpoint -h' for help and examples";
+        assert_eq!(
+            err(&[]),
+            format!(
+                "error: expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["a", "b"]),
+            format!("error: exactly one POD or TYPE/NAME is allowed, got 2: a b\n{hint}\n")
+        );
+        assert_eq!(
+            err(&["cronjob/x"]),
+            format!("error: the server doesn't have a resource type \"cronjob\"\n{hint}\n")
+        );
+        assert_eq!(
+            err(&["p", "--timeout", "soon"]),
+            format!(
+                "error: invalid argument \"soon\" for \"--timeout\" flag: time: invalid duration \"soon\"\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["p", "--timeout", "-5s"]),
+            format!(
+                "error: invalid argument \"-5s\" for \"--timeout\" flag: must not be negative\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["p", "--timeout", "2h"]),
+            format!("error: --timeout must be at most 1h0m0s, got 2h0m0s\n{hint}\n")
+        );
+        assert!(
+            err(&["My_Pod"])
+                .starts_with("error: invalid pod name \"My_Pod\": a lowercase RFC 1123 subdomain")
+        );
+        assert!(
+            err(&["p", "-c", "Bad"])
+                .starts_with("error: invalid container name \"Bad\": a lowercase RFC 1123 label")
+        );
+        let o = CheckpointOptions::complete(&args(&["p"]), "Bad_NS").unwrap();
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .render()
+                .starts_with("error: invalid namespace name \"Bad_NS\"")
+        );
+        assert_eq!(
+            err(&["p", "--request-timeout", "x"]),
+            "error: invalid argument \"x\" for \"--request-timeout\" flag: time: invalid duration \"x\"\n"
+        );
+    }
+
+    fn cluster() -> FakeClient {
+        let mut c = FakeClient {
+            pods: vec![
+                pod("default", "counter", "Running", &["app"]),
+                pod("default", "multi", "Running", &["a", "b"]),
+                pod("default", "waiting", "Pending", &["app"]),
+            ],
+            groups: APIGroupList {
+                groups: vec![api_group()],
+            },
+            checkpoint_answer: Some(Ok(crate::printer::tests::sample())),
+            ..Default::default()
+        };
+        c.resources
+            .insert(api_types::API_VERSION.into(), api_resource_list(true));
+        let mut labels = BTreeMap::new();
+        labels.insert("app".to_owned(), "multi".to_owned());
+        c.selectors.insert(
+            (ResourceKind::Deployment, "multi".into()),
+            LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            },
+        );
+        if let Some(p) = c.pods.get_mut(1) {
+            p.metadata.labels = Some(BTreeMap::from([("app".into(), "multi".into())]));
+        }
+        c
+    }
+
+    async fn run(c: &FakeClient, line: &[&str]) -> (Result<()>, String, String) {
+        let mut o = complete(line).unwrap();
+        o.spinner = false;
+        let (mut out, mut notices) = (Vec::new(), Vec::new());
+        let r = o.run(c, &mut out, &mut notices).await;
+        (
+            r,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(notices).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn run_prints_five_lines_and_posts_the_exact_url() {
+        let c = cluster();
+        let (r, out, notices) = run(&c, &["counter", "--timeout", "30s"]).await;
+        r.unwrap();
+        assert!(
+            out.starts_with("Node:                  127.0.0.1/127.0.0.1\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 5);
+        assert_eq!(notices, "");
+        assert_eq!(
+            c.calls().last().map(String::as_str),
+            Some(
+                "post /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeout=30 wait=40s"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn run_notices_and_errors() {
+        let c = cluster();
+        let (r, _, notices) = run(&c, &["deploy/multi"]).await;
+        r.unwrap();
+        assert_eq!(
+            notices,
+            "Using pod/multi\nDefaulted container \"a\" out of: a, b\n"
+        );
+
+        let (r, _, _) = run(&c, &["waiting"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: cannot checkpoint a container in a non-running pod; current phase is Pending\n"
+        );
+
+        let (r, _, _) = run(&c, &["counter", "-c", "nope"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: container nope not found in pod counter\n"
+        );
+
+        let (r, _, _) = run(&c, &["ghost"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "Error from server (NotFound): pods \"ghost\" not found\n"
+        );
+
+        let mut c = cluster();
+        c.checkpoint_answer = Some(Err(ServerError {
+            code: 500,
+            reason: "InternalError".into(),
+            message: "CRIU failed".into(),
+        }));
+        let (r, out, _) = run(&c, &["counter"]).await;
+        assert_eq!(r.unwrap_err().render(), "error: CRIU failed\n");
+        assert_eq!(out, "");
+    }
+
+    #[tokio::test]
+    async fn run_json_output() {
+        let c = cluster();
+        let (r, out, _) = run(&c, &["counter", "-o", "json"]).await;
+        r.unwrap();
+        assert_eq!(
+            serde_json::from_str::<api_types::ContainerCheckpoint>(&out).unwrap(),
+            crate::printer::tests::sample()
+        );
+    }
+}
