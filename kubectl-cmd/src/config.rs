@@ -49,6 +49,14 @@ pub struct ConfigFlags {
 pub enum ConfigError {
     #[error("{0}")]
     Kubeconfig(#[source] KubeconfigError),
+    #[error("failed to read kubeconfig {}: {source}{}", .path.display(), if *.default_path { " (set KUBECONFIG or use --kubeconfig)" } else { "" })]
+    Read {
+        path: PathBuf,
+        /// The path is `~/.kube/config`, chosen because nothing else was given.
+        default_path: bool,
+        #[source]
+        source: std::io::Error,
+    },
     /// client-go's `errContextNotFound`.
     #[error("context was not found for specified context: {0}")]
     ContextNotFound(String),
@@ -93,11 +101,20 @@ impl ConfigFlags {
 
     /// The merged kubeconfig, as kubectl finds it.
     pub fn read_kubeconfig(&self) -> Result<Kubeconfig, ConfigError> {
+        let default_path = self.kubeconfig.is_none()
+            && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty());
         match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
         }
-        .map_err(ConfigError::Kubeconfig)
+        .map_err(|e| match e {
+            KubeconfigError::ReadConfig(source, path) => ConfigError::Read {
+                path,
+                default_path,
+                source,
+            },
+            other => ConfigError::Kubeconfig(other),
+        })
     }
 
     /// Check the names kube-rs would otherwise resolve silently.
@@ -320,12 +337,12 @@ contexts:
             kubeconfig: Some(dir.path().join("missing")),
             ..Default::default()
         };
-        assert!(
-            flags
-                .read_kubeconfig()
-                .unwrap_err()
-                .to_string()
-                .starts_with("failed to read kubeconfig from")
+        assert_eq!(
+            flags.read_kubeconfig().unwrap_err().to_string(),
+            format!(
+                "failed to read kubeconfig {}: No such file or directory (os error 2)",
+                dir.path().join("missing").display()
+            )
         );
     }
 

@@ -486,11 +486,26 @@ fn kubeconfig_selection() {
     );
     assert_ok(&r, &five_lines("default", "counter", "app"), "");
     let r = f.run(&["--kubeconfig", &missing.to_string_lossy(), "counter"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr
-            .starts_with("error: failed to read kubeconfig from"),
-        "{r:?}"
+    assert_fails(
+        &r,
+        &format!(
+            "error: failed to read kubeconfig {}: No such file or directory (os error 2)\n",
+            missing.display()
+        ),
+    );
+    // nothing given and no ~/.kube/config
+    let r = run_bin(
+        env!("CARGO_BIN_EXE_kubectl-checkpoint"),
+        f.dir.path(),
+        None,
+        &["counter"],
+    );
+    assert_fails(
+        &r,
+        &format!(
+            "error: failed to read kubeconfig {}: No such file or directory (os error 2) (set KUBECONFIG or use --kubeconfig)\n",
+            f.dir.path().join(".kube/config").display()
+        ),
     );
 
     // KUBECONFIG with several files: the first to set current-context wins
