@@ -274,17 +274,37 @@ impl Checkpointer {
         &self.runtime
     }
 
-    /// Creates `<root-dir>/checkpoints` (0700) if it does not exist.
+    /// Creates `<root-dir>/checkpoints` (0700) if it does not exist. An
+    /// existing directory open to group or others (a hostPath
+    /// `DirectoryOrCreate` makes it 0755) is narrowed to 0700: archives hold
+    /// process memory. A symlink or non-directory there is an error.
     pub fn ensure_dir(&self) -> Result<()> {
         let dir = &self.settings.dir;
+        let err = |source| Error::CreateDir {
+            path: dir.clone(),
+            source,
+        };
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| Error::CreateDir {
-                path: dir.clone(),
-                source,
-            })
+            .map_err(err)?;
+        let meta = fs::symlink_metadata(dir).map_err(err)?;
+        if !meta.file_type().is_dir() {
+            return Err(err(io::Error::other(
+                "not a directory (symbolic links are not followed)",
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{mode:04o}"),
+                "checkpoints directory is open to other users; restricting it to 0700"
+            );
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Checkpoints the running container of a validated target. `timeout_secs`

@@ -242,6 +242,34 @@ async fn checkpoint_answers_like_the_kubelet() {
 }
 
 #[tokio::test]
+async fn the_checkpoints_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture().await;
+    // As a hostPath DirectoryOrCreate leaves it.
+    std::fs::create_dir_all(&f.dir).unwrap();
+    std::fs::set_permissions(&f.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a = f.post("/checkpoint/default/web/app").await;
+    assert_eq!(a.code, StatusCode::OK, "{}", a.body);
+    assert_eq!(mode_of(&f.dir), 0o700);
+
+    // A symlink in its place is not followed.
+    std::fs::remove_dir_all(&f.dir).unwrap();
+    let elsewhere = f.dir.with_file_name("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &f.dir).unwrap();
+    let a = f.post("/checkpoint/default/web/app").await;
+    assert_eq!(a.code, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        a.body
+            .ends_with("not a directory (symbolic links are not followed)"),
+        "{}",
+        a.body
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(f.fake.checkpoint_requests().len(), 1);
+}
+
+#[tokio::test]
 async fn newest_attempt_wins() {
     let f = fixture().await;
     f.fake.add_container(
