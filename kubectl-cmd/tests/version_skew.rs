@@ -175,6 +175,32 @@ fn every_kubectl_minor_dispatches_to_the_plugin() {
     }
     assert!(missing.is_empty(), "kubectl binaries missing: {missing:?}");
 
+    // Cross-check: the pod list URL we build is the one kubectl builds.
+    let kubectl = folder.join("kubectl.1.33");
+    let before = server.request_lines().len();
+    let get = run(
+        &kubectl,
+        dir.path(),
+        &bin,
+        &kubeconfig,
+        &["get", "pods", "-l", "app=web,tier in (a,b)", "-o", "name"],
+    );
+    let theirs: Vec<String> = server.request_lines()[before..]
+        .iter()
+        .filter(|l| l.contains("/pods?"))
+        .cloned()
+        .collect();
+    let ours = format!(
+        "GET {}",
+        kubectl_cmd::client::pods_path("default", "app=web,tier in (a,b)")
+    );
+    assert!(
+        theirs
+            .iter()
+            .any(|l| l == &ours || l.starts_with(&format!("{ours}&"))),
+        "kubectl asked {theirs:?}, we ask {ours}; {get:?}"
+    );
+
     let posts = server
         .request_lines()
         .into_iter()

@@ -499,9 +499,10 @@ async fn handle(
             .collect(),
     });
     let scenario = &state.scenario;
-    if *scenario == Scenario::Unauthorized
-        || header("authorization").as_deref() != Some(&format!("Bearer {TOKEN}"))
-    {
+    // Like kube-apiserver with anonymous auth on: no credentials is
+    // system:anonymous (kubectl sends none over plain HTTP), a wrong token is 401.
+    let token_ok = header("authorization").is_none_or(|a| a == format!("Bearer {TOKEN}"));
+    if *scenario == Scenario::Unauthorized || !token_ok {
         return status_response(status::unauthorized());
     }
     let path = uri.path().to_owned();
