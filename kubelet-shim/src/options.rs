@@ -80,7 +80,8 @@ pub struct Options {
     #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
 
-    /// Where the self-signed serving pair is kept when no --tls-cert-file is given [default: <root-dir>/pki].
+    /// Where the self-signed serving pair is kept when no --tls-cert-file is given (made 0700)
+    /// [default: <root-dir>/pki/checkpoint-shim].
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 
@@ -217,7 +218,7 @@ impl Options {
                 dir: self
                     .cert_dir
                     .clone()
-                    .unwrap_or_else(|| self.root_dir.join("pki")),
+                    .unwrap_or_else(|| self.root_dir.join("pki").join("checkpoint-shim")),
             }),
             _ => {
                 errs.push(
@@ -339,7 +340,7 @@ mod tests {
         assert_eq!(
             c.tls,
             TlsSource::SelfSigned {
-                dir: "/var/lib/kubelet/pki".into()
+                dir: "/var/lib/kubelet/pki/checkpoint-shim".into()
             }
         );
         assert!(c.token_auth_file_for_testing.is_none());
