@@ -80,7 +80,7 @@ install_pkgs() {
 }
 
 # ------------------------------------------------------------ build packages
-BASE_PKGS=(protobuf-compiler ca-certificates iproute2 xz-utils)
+BASE_PKGS=(protobuf-compiler ca-certificates iproute2 xz-utils curl)
 CRIU_BUILD_PKGS=(gcc make pkgconf libc6-dev libbsd-dev libcap-dev libgnutls28-dev libnet1-dev
   libnftables-dev libnl-3-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev uuid-dev
   python3 dpkg-dev)

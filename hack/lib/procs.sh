@@ -31,22 +31,23 @@ proc_restart() {
   proc_start "$name" "${args[@]}"
 }
 
-# proc_stop NAME: SIGTERM its process group, SIGKILL after 10 s.
+# proc_stop NAME: SIGTERM the process (it cleans up its children, as
+# test-containerd does), SIGKILL its whole process group after 20 s.
 proc_stop() {
   local name="$1" pidfile="$LOCAL/pids/$1" pid i
   [ -f "$pidfile" ] || return 0
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 200); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop on SIGTERM; killing"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      log "$name did not stop on SIGTERM within 20s; killing its process group"
     fi
   fi
+  kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$pidfile"
 }
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# hack/local-ctl.sh — drive the local stack (what the e2e config's commands call).
+#
+#   pod-create                 JSON on stdin: {"namespace","name","containers":[..],
+#                              "annotations":{..},"phase":"Running","node":"node-local"};
+#                              creates the Pod in the stand-in and, when Running, its
+#                              sandbox + containers through CRI (what the kubelet would do)
+#   pod-delete NS NAME
+#   running NS POD CONTAINER   exit 0 when the container runs (asked through CRI)
+#   extension-gate true|false  restart checkpoint-apiserver with ContainerCheckpointAPI=...
+#   node-gate true|false       restart checkpoint-shim (node-local) with ContainerCheckpoint=...
+#   remove-extension           delete the APIService
+#   restore-extension          register it again and wait for discovery
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib/env.sh
+source "$ROOT/hack/lib/env.sh"
+proc_running standin || die "the local stack is not up (hack/local-up.sh)"
+
+socket_of_node() {
+  case "$1" in
+    node-slow) echo "$FAKE_CRI_SOCK" ;;
+    *) echo "$CONTAINERD_SOCK" ;;
+  esac
+}
+
+bool() { case "$1" in true|false) echo "$1" ;; *) die "want true or false, got '$1'" ;; esac; }
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  pod-create)
+    spec="$(cat)"
+    manifest="$(python3 - "$spec" <<'PY'
+import json, sys, datetime
+s = json.loads(sys.argv[1])
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+phase = s.get("phase") or "Running"
+running = phase == "Running"
+node = s.get("node") or "node-local"
+pod = {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": s["name"], "namespace": s.get("namespace") or "default",
+                 "labels": {"app": s["name"]}, "annotations": s.get("annotations") or {}},
+    "spec": {"nodeName": node, "containers": [
+        {"name": c, "image": "localhost/kcr-test/app:v1"} for c in s["containers"]]},
+    "status": {"phase": phase, "hostIP": "127.0.0.1",
+               "conditions": [{"type": "Ready", "status": "True" if running else "False"}],
+               "containerStatuses": [
+                   {"name": c, "image": "localhost/kcr-test/app:v1", "ready": running,
+                    "restartCount": 0, "started": running,
+                    "state": {"running": {"startedAt": now}} if running
+                             else {"waiting": {"reason": "ContainerCreating"}}}
+                   for c in s["containers"]]},
+}
+if running:
+    pod["status"]["startTime"] = now
+print(json.dumps(pod))
+PY
+)"
+    ns="$(jq -r '.metadata.namespace' <<<"$manifest")"
+    name="$(jq -r '.metadata.name' <<<"$manifest")"
+    node="$(jq -r '.spec.nodeName' <<<"$manifest")"
+    admin_kubectl create -f - <<<"$manifest" >/dev/null
+    uid="$(admin_kubectl get pod -n "$ns" "$name" -o jsonpath='{.metadata.uid}')"
+    if [ "$(jq -r '.status.phase' <<<"$manifest")" = Running ]; then
+      args=()
+      for c in $(jq -r '.spec.containers[].name' <<<"$manifest"); do args+=(--container "$c"); done
+      "$BIN/cri-pod" run --socket "$(socket_of_node "$node")" --namespace "$ns" --name "$name" --uid "$uid" "${args[@]}" >/dev/null
+    fi
+    echo "pod/$name created on $node"
+    ;;
+  pod-delete)
+    ns="$1" name="$2"
+    node="$(admin_kubectl get pod -n "$ns" "$name" -o jsonpath='{.spec.nodeName}' 2>/dev/null || true)"
+    "$BIN/cri-pod" rm --socket "$(socket_of_node "$node")" --namespace "$ns" --name "$name" >/dev/null || true
+    admin_kubectl delete pod -n "$ns" "$name" --ignore-not-found >/dev/null
+    ;;
+  running)
+    ns="$1" pod="$2" ctr="$3"
+    node="$(admin_kubectl get pod -n "$ns" "$pod" -o jsonpath='{.spec.nodeName}')"
+    "$BIN/cri-pod" ls --socket "$(socket_of_node "$node")" --namespace "$ns" --name "$pod" \
+      | jq -e --arg c "$ctr" 'any(.[]; .name == $c and .state == "CONTAINER_RUNNING")' >/dev/null
+    ;;
+  extension-gate)
+    gate="$(bool "$1")"
+    proc_stop extension
+    start_extension "$gate"
+    # the aggregator sees the new discovery at once (no caching in the stand-in)
+    ;;
+  node-gate)
+    gate="$(bool "$1")"
+    mapfile -t args <"$LOCAL/cmd/shim"
+    for i in "${!args[@]}"; do
+      case "${args[$i]}" in ContainerCheckpoint=*) args[$i]="ContainerCheckpoint=$gate" ;; esac
+    done
+    proc_stop shim
+    proc_start shim "${args[@]}"
+    wait_until 30 "checkpoint-shim" curl -sfk "https://127.0.0.1:$KCR_SHIM_PORT/healthz"
+    ;;
+  remove-extension)
+    unregister_extension
+    ;;
+  restore-extension)
+    register_extension
+    wait_until 30 "discovery of checkpoint.kcr.dev/v1alpha1" admin_kubectl get --raw /apis/checkpoint.kcr.dev/v1alpha1
+    ;;
+  *)
+    sed -n '2,16p' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# hack/local-down.sh — stop what hack/local-up.sh started, by PID (logs stay in .local/logs).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib/env.sh
+source "$ROOT/hack/lib/env.sh"
+[ -d "$LOCAL/pids" ] || exit 0
+# front to back: clients of a component stop before it
+for name in extension shim shim-slow standin fake-cri containerd; do
+  if [ -f "$LOCAL/pids/$name" ]; then
+    proc_stop "$name"
+    log "stopped $name"
+  fi
+done
+for f in "$LOCAL"/pids/*; do
+  [ -e "$f" ] || continue
+  proc_stop "$(basename "$f")"
+done
