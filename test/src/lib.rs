@@ -47,6 +47,7 @@ pub mod containerd;
 pub mod cri;
 pub mod fake_cri;
 pub mod prereq;
+pub mod standin;
 
 /// Image reference of the busybox app image (default command: a shell counter loop).
 pub const APP_IMAGE: &str = "localhost/kcr-test/app:v1";

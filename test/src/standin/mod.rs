@@ -1,0 +1,305 @@
+//! `kube-apiserver-standin`: a test double for kube-apiserver and its
+//! aggregator, for exactly the calls this project makes. No kube-apiserver can
+//! be installed on these machines, so the tests and the local stack use this;
+//! product code never knows (it only sees an API server behind a kubeconfig).
+//!
+//! It is honest where it matters to the project:
+//! * real TLS from its own CA; client certificates from its client CA
+//!   (CN = user, O = groups) and static bearer tokens
+//!   (`--token-auth-file`, kube's CSV) authenticate; everyone else gets 401
+//!   (anonymous auth off; `/healthz`, `/livez`, `/readyz` are open);
+//! * RBAC decisions over real Role/ClusterRole/RoleBinding/ClusterRoleBinding
+//!   objects ([`rbac`]), the bootstrap roles a fresh cluster has, and
+//!   `system:masters`; request attributes parsed as kube-apiserver parses them
+//!   ([`request_info`]), so an aggregated `POST .../pods/P/checkpoint` is
+//!   `create` on `pods/checkpoint` in the extension's group;
+//! * TokenReview, SubjectAccessReview, SelfSubjectAccessReview answered from
+//!   the same tokens and policy ([`reviews`]);
+//! * APIServices proxied over TLS with the front-proxy client certificate
+//!   and `X-Remote-*` headers ([`aggregator`]); the
+//!   `kube-system/extension-apiserver-authentication` ConfigMap published at
+//!   start;
+//! * `--request-timeout` (60 s) and `?timeout=` (a Go duration) cut
+//!   non-long-running requests with kube-apiserver's 504 Status.
+//!
+//! Objects live in memory ([`store`]): loaded from YAML (`--objects`) and
+//! created, replaced, read, listed (label/field selectors) and deleted
+//! through the API. Not served: watch, patch, server-side apply, Table
+//! output (plain JSON lists; kubectl copes), OpenAPI schemas (see [`openapi`]), aggregated
+//! discovery (kubectl falls back to the legacy documents), impersonation.
+
+// Handlers return `StatusError` (a whole `metav1.Status`) by value: the
+// error is the HTTP answer, built once per failed request.
+#![allow(clippy::result_large_err)]
+
+pub mod aggregator;
+pub mod certs;
+pub mod openapi;
+pub mod protobuf;
+pub mod rbac;
+pub mod request_info;
+pub mod resources;
+pub mod reviews;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver_lib::authn::Authenticator;
+use apiserver_lib::tls::{self, CaVerifier};
+use serde_json::json;
+
+pub use certs::{Credentials, Pki};
+pub use server::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("--bind-address must be a loopback address, not {0}")]
+    NotLoopback(std::net::IpAddr),
+    #[error(transparent)]
+    Certs(#[from] certs::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    #[error(transparent)]
+    Tokens(#[from] tokens::Error),
+    #[error(transparent)]
+    Objects(#[from] store::Error),
+    #[error(transparent)]
+    Policy(#[from] rbac::Error),
+    #[error(transparent)]
+    Aggregator(#[from] aggregator::Error),
+    #[error("failed to publish {what}: {status}")]
+    Publish {
+        what: String,
+        #[source]
+        status: apiserver_lib::StatusError,
+    },
+    #[error("failed to listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Default `--request-timeout`, as kube-apiserver's.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `/version`.
+pub const DEFAULT_VERSION: &str = "v1.33.0";
+
+/// How to run the stand-in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PKI directory (see [`certs`]); created when missing.
+    pub cert_dir: PathBuf,
+    /// Loopback address and port (0 picks one).
+    pub bind: SocketAddr,
+    pub token_auth_file: Option<PathBuf>,
+    /// Multi-document YAML files of RBAC objects (other kinds skipped).
+    pub policy_files: Vec<PathBuf>,
+    /// Multi-document YAML files of objects to create at start.
+    pub object_files: Vec<PathBuf>,
+    /// `(namespace, name) → host:port` overrides of Service resolution.
+    pub service_addresses: BTreeMap<(String, String), String>,
+    pub request_timeout: Duration,
+    /// Where to write the admin kubeconfig (`O=system:masters`), once listening.
+    pub write_kubeconfig: Option<PathBuf>,
+    /// `gitVersion` served at `/version`.
+    pub version: String,
+}
+
+impl Config {
+    /// Defaults: 127.0.0.1 on a free port, 60 s timeout, no extra files.
+    pub fn new(cert_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_dir: cert_dir.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token_auth_file: None,
+            policy_files: Vec::new(),
+            object_files: Vec::new(),
+            service_addresses: BTreeMap::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            write_kubeconfig: None,
+            version: DEFAULT_VERSION.to_owned(),
+        }
+    }
+}
+
+/// The user and groups of the admin kubeconfig.
+pub const ADMIN_USER: &str = "kubernetes-admin";
+
+/// A started stand-in.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub pki: Pki,
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// A kubeconfig (text) for `user` in `groups`, by client certificate.
+    pub fn kubeconfig(&self, user: &str, groups: &[String]) -> Result<String> {
+        let pem = self.pki.issue_client(user, groups)?;
+        Ok(certs::kubeconfig(
+            &self.url,
+            &self.pki.server_ca,
+            user,
+            &Credentials::Certificate(pem),
+            "default",
+        ))
+    }
+
+    /// Stop accepting, let requests in flight finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The `extension-apiserver-authentication` ConfigMap as kube-apiserver publishes it.
+pub fn extension_apiserver_authentication(pki: &Pki) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {
+            "client-ca-file": pki.client_ca.cert,
+            "requestheader-client-ca-file": pki.front_proxy_ca,
+            "requestheader-allowed-names": json!([certs::FRONT_PROXY_CLIENT_CN]).to_string(),
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+        }
+    })
+}
+
+/// Build the state from `config` (PKI, policy, objects, tokens) without serving.
+pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppState)> {
+    let pki = Pki::load_or_create(&config.cert_dir)?;
+    let store = store::Store::new();
+    for (i, o) in rbac::bootstrap_policy().into_iter().enumerate() {
+        store.load_object(Path::new("bootstrap policy"), i, o)?;
+    }
+    for f in &config.policy_files {
+        let n = rbac::Rbac::load_policy_file(&store, f)?;
+        tracing::info!(file = %f.display(), objects = n, "loaded RBAC policy");
+    }
+    if let Some(rt) = resources::lookup("", "v1", "configmaps") {
+        store
+            .create(rt, "kube-system", extension_apiserver_authentication(&pki))
+            .map_err(|status| Error::Publish {
+                what: "kube-system/extension-apiserver-authentication".into(),
+                status,
+            })?;
+    }
+    for f in &config.object_files {
+        let n = store.load_file(f)?;
+        tracing::info!(file = %f.display(), objects = n, "loaded objects");
+    }
+    let client_ca_certs = tls::parse_certs(
+        pki.client_ca.cert.as_bytes(),
+        &pki.dir.join("client-ca.crt"),
+    )?;
+    let token = match &config.token_auth_file {
+        Some(path) => {
+            Some(Arc::new(tokens::load(path)?) as Arc<dyn apiserver_lib::authn::TokenAuthenticator>)
+        }
+        None => None,
+    };
+    let authn = Authenticator {
+        request_header: None,
+        client_ca: Some(CaVerifier::new(
+            &client_ca_certs,
+            &pki.dir.join("client-ca.crt"),
+        )?),
+        token,
+    };
+    let aggregator = aggregator::Aggregator::new(
+        pki.front_proxy_client.clone(),
+        config.service_addresses.clone(),
+    );
+    let state = AppState {
+        store,
+        authn,
+        aggregator,
+        request_timeout: config.request_timeout,
+        server_address: server_address.to_owned(),
+        version: config.version.clone(),
+    };
+    Ok((pki, state))
+}
+
+/// Start serving on `config.bind`; returns once listening (and once the
+/// admin kubeconfig, when asked for, is written).
+pub async fn start(config: Config) -> Result<Running> {
+    if !config.bind.ip().is_loopback() {
+        return Err(Error::NotLoopback(config.bind.ip()));
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: config.bind,
+        source,
+    })?;
+    let (pki, state) = build_state(&config, &addr.to_string())?;
+    let url = format!("https://{addr}");
+    let client_ca_certs = tls::parse_certs(
+        pki.client_ca.cert.as_bytes(),
+        &pki.dir.join("client-ca.crt"),
+    )?;
+    let tls_config = tls::server_config(pki.serving_cert()?, &client_ca_certs)?;
+    let state = Arc::new(state);
+    let router = server::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(apiserver_lib::serve::serve_tls(
+        listener,
+        tls_config,
+        router,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    pki.write_server_url(&url)?;
+    let running = Running {
+        addr,
+        url,
+        pki,
+        state,
+        stop: Some(tx),
+        task: Some(task),
+    };
+    if let Some(path) = &config.write_kubeconfig {
+        let text = running.kubeconfig(ADMIN_USER, &[rbac::SYSTEM_MASTERS.to_owned()])?;
+        certs::write_kubeconfig(path, &text)?;
+    }
+    tracing::info!(url = running.url, cert_dir = %running.pki.dir.display(), "kube-apiserver-standin serving");
+    Ok(running)
+}

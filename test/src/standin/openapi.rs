@@ -1,0 +1,99 @@
+//! Minimal OpenAPI v3 documents: enough for kubectl's field-validation probe
+//! (`k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go`), which looks
+//! for a PATCH operation tagged with the object's group/version/kind and a
+//! `fieldValidation` query parameter, so `kubectl create -f` / `apply -f`
+//! work without `--validate=false`. No schemas: `kubectl explain` is not served.
+//! `/openapi/v2` stays 404 (kubectl asks for it as protobuf).
+
+use serde_json::{Map, Value, json};
+
+use super::resources::{self, BUILTIN};
+
+/// The discovery path of a group version: `api/v1` or `apis/G/V`.
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `/openapi/v3`: one entry per built-in group version.
+pub fn root(version: &str) -> Value {
+    let mut paths = Map::new();
+    for r in BUILTIN {
+        let p = gv_path(r.group, r.version);
+        paths.entry(p.clone()).or_insert_with(
+            || json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(version))}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+fn hash(version: &str) -> String {
+    version.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+/// `/openapi/v3/api/v1` or `/openapi/v3/apis/G/V`.
+pub fn group_version(group: &str, version: &str, server_version: &str) -> Option<Value> {
+    if !resources::has_group_version(group, version) {
+        return None;
+    }
+    let mut paths = Map::new();
+    for r in BUILTIN
+        .iter()
+        .filter(|r| r.group == group && r.version == version && r.is_stored())
+    {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.resource)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.resource)
+        };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}}
+                ],
+                "responses": {"200": {"description": "OK"}}
+            }}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": server_version},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_group_versions() {
+        let r = root("v1.33.0");
+        assert!(
+            r["paths"]["api/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/api/v1?hash=")
+        );
+        assert!(r["paths"]["apis/apps/v1"].is_object());
+        let core = group_version("", "v1", "v1.33.0").unwrap();
+        let pod = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
+        assert_eq!(pod["x-kubernetes-group-version-kind"]["kind"], "Pod");
+        assert!(core["paths"]["/api/v1/nodes/{name}"].is_object());
+        assert!(group_version("nope", "v1", "v").is_none());
+    }
+}
