@@ -40,7 +40,7 @@ struct Serve {
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: std::net::IpAddr,
     /// Port to listen on (0 picks a free one; see --write-kubeconfig and <cert-dir>/server-url).
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, alias = "port", default_value_t = 6443)]
     secure_port: u16,
     /// Static bearer tokens, kube's CSV: token,user,uid,"group1,group2".
     #[arg(long)]

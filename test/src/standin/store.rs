@@ -387,7 +387,8 @@ impl Store {
         Ok(n)
     }
 
-    /// Create one object as loaded from a file, creating its namespace when missing.
+    /// Create one object as loaded from a file, creating its namespace when
+    /// missing; a Namespace that already exists is skipped.
     pub fn load_object(&self, path: &Path, index: usize, doc: Value) -> Result<()> {
         let (api_version, kind) = match (
             doc.get("apiVersion").and_then(Value::as_str),
@@ -413,6 +414,17 @@ impl Store {
             .filter(|s| !s.is_empty())
             .unwrap_or("default")
             .to_owned();
+        if rt.resource == "namespaces" && rt.group.is_empty() {
+            // Namespaces exist from the start or were created for earlier
+            // documents: declaring one again is not an error.
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if self.get(rt, "", name).is_ok() {
+                return Ok(());
+            }
+        }
         let rejected = |status: StatusError| Error::Rejected {
             path: path.into(),
             index,
@@ -585,6 +597,8 @@ mod tests {
             s.load_object(Path::new("x.yaml"), i, d).unwrap();
         }
         assert!(s.get(pods(), "other", "p").is_ok());
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}});
+        s.load_object(Path::new("x.yaml"), 2, ns).unwrap();
         let e = s
             .load_object(
                 Path::new("x.yaml"),
