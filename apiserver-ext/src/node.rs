@@ -1,0 +1,631 @@
+//! Calling a node's checkpoint endpoint: `POST
+//! https://ADDR:PORT/checkpoint/{ns}/{pod}/{container}?timeout=S` on the
+//! kubelet (KEP-2008) or checkpoint-shim, behind a narrow trait
+//! ([`NodeClient`], like metrics-server's `KubeletInterface`) with a fake
+//! beside it. The node's answers become Statuses that name the node.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_types::{CheckpointResponse, status};
+use apiserver_lib::tls::{self, ServerTrust, ServingCert};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+
+/// How long connecting (TCP + TLS) to a node may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest node answer read.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// The most characters of a node's message carried into a Status.
+const MAX_MESSAGE_CHARS: usize = 2048;
+
+/// One checkpoint to ask a node for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointCall {
+    pub node: String,
+    /// IP address or host name of the node.
+    pub address: String,
+    pub port: u16,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Seconds passed to the node; 0 = the runtime's default.
+    pub timeout_seconds: i64,
+}
+
+impl CheckpointCall {
+    /// `https://ADDR:PORT/checkpoint/NS/POD/C[?timeout=S]`; `None` when the
+    /// address is neither an IP address nor a DNS name.
+    pub fn url(&self) -> Option<String> {
+        let host = match self.address.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            Ok(IpAddr::V4(v4)) => v4.to_string(),
+            Err(_) => {
+                let lower = self.address.to_ascii_lowercase();
+                if !api_types::validation::is_dns1123_subdomain(&lower).is_empty() {
+                    return None;
+                }
+                lower
+            }
+        };
+        let path = api_types::kubelet_checkpoint_path(&self.namespace, &self.pod, &self.container);
+        let query = if self.timeout_seconds > 0 {
+            format!("?timeout={}", self.timeout_seconds)
+        } else {
+            String::new()
+        };
+        Some(format!("https://{host}:{}{path}{query}", self.port))
+    }
+
+    /// `ADDR:PORT`, for messages.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the kubelet on node {node} does not serve the checkpoint API (feature gate ContainerCheckpoint)"
+    )]
+    NotServed { node: String },
+    #[error("the kubelet on node {node} does not know the container: {message}")]
+    Gone { node: String, message: String },
+    #[error(
+        "checkpoint-apiserver is not authorised on node {node}: grant create on nodes/checkpoint (kubelet ≥1.30) or nodes/proxy (older kubelets)"
+    )]
+    NotAuthorised { node: String, code: u16 },
+    #[error("node {node}: {message}")]
+    Runtime { node: String, message: String },
+    #[error("node {node}: the runtime timed out: {message}")]
+    RuntimeTimeout { node: String, message: String },
+    #[error("node {node} answered HTTP {code}: {message}")]
+    Unexpected {
+        node: String,
+        code: u16,
+        message: String,
+    },
+    #[error("node {node} answered without exactly one archive path: {body}")]
+    BadAnswer { node: String, body: String },
+    #[error("node {node} ({endpoint}) cannot be reached: {reason}")]
+    Unreachable {
+        node: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("node {node} has an address that is neither an IP address nor a DNS name: {address:?}")]
+    BadAddress { node: String, address: String },
+    #[error("failed to read the credentials for node calls: {0}")]
+    Credentials(String),
+    #[error("failed to build the node client: {0}")]
+    Build(String),
+}
+
+impl Error {
+    /// The Status of the contract.
+    pub fn status(&self) -> Status {
+        let message = self.to_string();
+        match self {
+            Error::NotServed { .. } => status::not_found(message),
+            Error::Gone { .. } => status::failure(api_types::StatusReason::Conflict, message, None),
+            Error::NotAuthorised { .. }
+            | Error::Runtime { .. }
+            | Error::Unexpected { .. }
+            | Error::BadAnswer { .. }
+            | Error::Credentials(_)
+            | Error::Build(_) => status::internal_error(message),
+            Error::RuntimeTimeout { .. } => status::timeout(message),
+            Error::Unreachable { .. } | Error::BadAddress { .. } => {
+                status::service_unavailable(message)
+            }
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checkpoints a container on a node; returns the archive path on the node.
+/// The caller bounds the call in time.
+pub trait NodeClient: Send + Sync + std::fmt::Debug {
+    fn checkpoint<'a>(&'a self, call: &'a CheckpointCall) -> BoxFuture<'a, Result<String>>;
+}
+
+/// Map a node's HTTP answer (code, body) as the kubelet gives them.
+pub fn map_answer(node: &str, code: u16, body: &[u8]) -> Result<String> {
+    let text = || {
+        let s = String::from_utf8_lossy(body);
+        let s = s.trim();
+        match s.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s.to_owned(),
+        }
+    };
+    let node = node.to_owned();
+    match code {
+        200 => serde_json::from_slice::<CheckpointResponse>(body)
+            .ok()
+            .and_then(|r| r.archive_path().map(str::to_owned))
+            .ok_or_else(|| Error::BadAnswer { node, body: text() }),
+        404 => {
+            let message = text();
+            // "pod does not exist" / "container X does not exist": the route is
+            // there, the pod moved on; a bare 404 is the gate being off.
+            if message.contains("does not exist") {
+                Err(Error::Gone { node, message })
+            } else {
+                Err(Error::NotServed { node })
+            }
+        }
+        401 | 403 => Err(Error::NotAuthorised { node, code }),
+        500 => {
+            let message = text();
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("deadline exceeded") || lower.contains("deadlineexceeded") {
+                Err(Error::RuntimeTimeout { node, message })
+            } else {
+                Err(Error::Runtime { node, message })
+            }
+        }
+        _ => Err(Error::Unexpected {
+            node,
+            code,
+            message: text(),
+        }),
+    }
+}
+
+/// How the node client proves who it is, besides an optional client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    None,
+    Token(String),
+    /// Re-read on every call (projected service-account tokens rotate).
+    TokenFile(PathBuf),
+}
+
+/// The real client: HTTPS with rustls (ring), HTTP/1.1.
+#[derive(Clone)]
+pub struct HttpsNodeClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    credentials: Credentials,
+}
+
+impl std::fmt::Debug for HttpsNodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let creds = match &self.credentials {
+            Credentials::None => "none",
+            Credentials::Token(_) => "token",
+            Credentials::TokenFile(_) => "token file",
+        };
+        f.debug_struct("HttpsNodeClient")
+            .field("credentials", &creds)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+impl HttpsNodeClient {
+    pub fn new(
+        trust: ServerTrust,
+        identity: Option<ServingCert>,
+        credentials: Credentials,
+    ) -> Result<Self> {
+        let tls = tls::client_config(trust, identity).map_err(|e| Error::Build(e.to_string()))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(Self {
+            client,
+            credentials,
+        })
+    }
+
+    async fn token(&self) -> Result<Option<String>> {
+        match &self.credentials {
+            Credentials::None => Ok(None),
+            Credentials::Token(t) => Ok(Some(t.clone())),
+            Credentials::TokenFile(path) => tokio::fs::read_to_string(path)
+                .await
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|e| Error::Credentials(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+impl NodeClient for HttpsNodeClient {
+    fn checkpoint<'a>(&'a self, call: &'a CheckpointCall) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let url = call.url().ok_or_else(|| Error::BadAddress {
+                node: call.node.clone(),
+                address: call.address.clone(),
+            })?;
+            let mut req = http::Request::post(url.as_str());
+            if let Some(token) = self.token().await? {
+                req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let req = req
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|_| Error::BadAddress {
+                    node: call.node.clone(),
+                    address: call.address.clone(),
+                })?;
+            let unreachable = |reason: String| Error::Unreachable {
+                node: call.node.clone(),
+                endpoint: call.endpoint(),
+                reason,
+            };
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let code = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
+                .to_bytes();
+            map_answer(&call.node, code, &body)
+        })
+    }
+}
+
+/// What [`FakeNodeClient`] answers.
+#[derive(Debug, Clone)]
+pub enum FakeAnswer {
+    /// A kubelet-like archive path.
+    Archive,
+    Fail(Error),
+    /// Never answer (to exercise deadlines).
+    Hang,
+}
+
+/// A fake node endpoint: a scripted answer after an optional delay; records calls.
+#[derive(Debug)]
+pub struct FakeNodeClient {
+    answer: Mutex<FakeAnswer>,
+    delay: Mutex<Duration>,
+    calls: Mutex<Vec<CheckpointCall>>,
+}
+
+impl Default for FakeNodeClient {
+    fn default() -> Self {
+        Self::new(FakeAnswer::Archive)
+    }
+}
+
+impl FakeNodeClient {
+    pub fn new(answer: FakeAnswer) -> Self {
+        Self {
+            answer: Mutex::new(answer),
+            delay: Mutex::new(Duration::ZERO),
+            calls: Mutex::default(),
+        }
+    }
+
+    pub fn set_answer(&self, answer: FakeAnswer) {
+        if let Ok(mut a) = self.answer.lock() {
+            *a = answer;
+        }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        if let Ok(mut d) = self.delay.lock() {
+            *d = delay;
+        }
+    }
+
+    pub fn calls(&self) -> Vec<CheckpointCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The path a kubelet would write for `call`.
+    pub fn archive_path(call: &CheckpointCall) -> String {
+        format!(
+            "/var/lib/kubelet/checkpoints/checkpoint-{}_{}-{}-2026-11-27T07:30:00Z.tar",
+            call.pod, call.namespace, call.container
+        )
+    }
+}
+
+impl NodeClient for FakeNodeClient {
+    fn checkpoint<'a>(&'a self, call: &'a CheckpointCall) -> BoxFuture<'a, Result<String>> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(call.clone());
+        }
+        let answer = self
+            .answer
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or(FakeAnswer::Hang);
+        let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            match answer {
+                FakeAnswer::Archive => Ok(Self::archive_path(call)),
+                FakeAnswer::Fail(e) => Err(e),
+                FakeAnswer::Hang => futures::future::pending().await,
+            }
+        })
+    }
+}
+
+/// Shared handle, for configs.
+pub type SharedNodeClient = Arc<dyn NodeClient>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apiserver_lib::pki::{Ca, Pem};
+    use apiserver_lib::serve;
+    use axum::Router;
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    use std::path::Path;
+
+    fn call(address: &str, port: u16, timeout: i64) -> CheckpointCall {
+        CheckpointCall {
+            node: "n1".into(),
+            address: address.into(),
+            port,
+            namespace: "ns".into(),
+            pod: "p".into(),
+            container: "app".into(),
+            timeout_seconds: timeout,
+        }
+    }
+
+    #[test]
+    fn urls_are_exact() {
+        assert_eq!(
+            call("10.0.0.1", 10250, 30).url().unwrap(),
+            "https://10.0.0.1:10250/checkpoint/ns/p/app?timeout=30"
+        );
+        assert_eq!(
+            call("fd00::1", 10250, 0).url().unwrap(),
+            "https://[fd00::1]:10250/checkpoint/ns/p/app"
+        );
+        assert_eq!(call("fd00::1", 1, 0).endpoint(), "[fd00::1]:1");
+        assert_eq!(
+            call("Node-1.Example", 10350, 0).url().unwrap(),
+            "https://node-1.example:10350/checkpoint/ns/p/app"
+        );
+        for bad in ["evil.com/x?", "a@b", "", "x y", "host:1"] {
+            assert!(call(bad, 1, 0).url().is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn answers_map_to_statuses() {
+        let ok = map_answer(
+            "n1",
+            200,
+            br#"{"items":["/var/lib/kubelet/checkpoints/a.tar"]}"#,
+        );
+        assert_eq!(ok.unwrap(), "/var/lib/kubelet/checkpoints/a.tar");
+
+        let table: Vec<(u16, &[u8], u16, &str)> = vec![
+            (200, b"{\"items\":[]}", 500, "node n1 answered without exactly one archive path: {\"items\":[]}"),
+            (200, b"not json", 500, "node n1 answered without exactly one archive path: not json"),
+            (404, b"404 page not found\n", 404, "the kubelet on node n1 does not serve the checkpoint API (feature gate ContainerCheckpoint)"),
+            (404, b"pod does not exist\n", 409, "the kubelet on node n1 does not know the container: pod does not exist"),
+            (401, b"Unauthorized", 500, "checkpoint-apiserver is not authorised on node n1: grant create on nodes/checkpoint (kubelet ≥1.30) or nodes/proxy (older kubelets)"),
+            (403, b"Forbidden (user=x, verb=create, resource=nodes, subresource(s)=[checkpoint])", 500, "checkpoint-apiserver is not authorised on node n1: grant create on nodes/checkpoint (kubelet ≥1.30) or nodes/proxy (older kubelets)"),
+            (500, b"checkpointing of ns/p/app failed (rpc error: code = Unknown desc = CRIU failed)\n", 500, "node n1: checkpointing of ns/p/app failed (rpc error: code = Unknown desc = CRIU failed)"),
+            (500, b"checkpointing of ns/p/app failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)", 504, "node n1: the runtime timed out: checkpointing of ns/p/app failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)"),
+            (405, b"Method Not Allowed", 500, "node n1 answered HTTP 405: Method Not Allowed"),
+        ];
+        for (code, body, want_code, want_msg) in table {
+            let err = map_answer("n1", code, body).unwrap_err();
+            let s = err.status();
+            assert_eq!(s.code, Some(i32::from(want_code)), "{code} {err}");
+            assert_eq!(s.message.as_deref(), Some(want_msg), "{code}");
+        }
+        // long messages are cut
+        let long = vec![b'x'; 10_000];
+        let err = map_answer("n1", 500, &long).unwrap_err();
+        assert!(err.to_string().chars().count() < 2100);
+    }
+
+    #[tokio::test]
+    async fn fake_node() {
+        let fake = FakeNodeClient::default();
+        let c = call("10.0.0.1", 10250, 0);
+        assert_eq!(
+            fake.checkpoint(&c).await.unwrap(),
+            "/var/lib/kubelet/checkpoints/checkpoint-p_ns-app-2026-11-27T07:30:00Z.tar"
+        );
+        fake.set_answer(FakeAnswer::Fail(Error::NotServed { node: "n1".into() }));
+        assert!(fake.checkpoint(&c).await.is_err());
+        fake.set_answer(FakeAnswer::Hang);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), fake.checkpoint(&c))
+                .await
+                .is_err()
+        );
+        assert_eq!(fake.calls().len(), 3);
+    }
+
+    // ---- the HTTPS client against a fake node endpoint over real TLS ----
+
+    fn certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
+    }
+
+    fn identity(pem: &Pem) -> ServingCert {
+        ServingCert {
+            chain: certs(&pem.cert),
+            key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
+        }
+    }
+
+    /// A node endpoint answering by container name: `ok`, `gate-off`,
+    /// `forbidden`, `criu`; it echoes what it saw in the archive path.
+    async fn fake_kubelet(ca: &Ca, client_ca: &Ca) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        let serving = ca.server("node", &["localhost", "127.0.0.1"]).unwrap();
+        let config = tls::server_config(identity(&serving), &certs(&client_ca.pem.cert)).unwrap();
+        let router = Router::new().fallback(|req: Request| async move {
+            let path = req.uri().path().to_owned();
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let has_cert = req
+                .extensions()
+                .get::<serve::PeerCertificates>()
+                .is_some_and(|p| !p.0.is_empty());
+            if req.method() != http::Method::POST {
+                return (http::StatusCode::METHOD_NOT_ALLOWED, "").into_response();
+            }
+            match path.rsplit('/').next().unwrap_or("") {
+                "gate-off" => (http::StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+                "forbidden" => (http::StatusCode::FORBIDDEN, "Forbidden").into_response(),
+                "criu" => (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "checkpointing of ns/p/criu failed (CRIU says no)",
+                )
+                    .into_response(),
+                _ => axum::Json(CheckpointResponse::single(format!(
+                    "{path}|{query}|{auth}|cert={has_cert}"
+                )))
+                .into_response(),
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(serve::serve_tls(listener, config, router, async {
+            let _ = rx.await;
+        }));
+        (port, tx)
+    }
+
+    fn named(port: u16, container: &str, timeout: i64) -> CheckpointCall {
+        let mut c = call("127.0.0.1", port, timeout);
+        c.container = container.into();
+        c
+    }
+
+    #[tokio::test]
+    async fn https_client_against_a_fake_node() {
+        let ca = Ca::new("kubelet-ca").unwrap();
+        let client_ca = Ca::new("kubelet-client-ca").unwrap();
+        let (port, _stop) = fake_kubelet(&ca, &client_ca).await;
+
+        let token_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(token_file.path(), "sa-token\n").unwrap();
+        let client = HttpsNodeClient::new(
+            ServerTrust::Ca(certs(&ca.pem.cert)),
+            None,
+            Credentials::TokenFile(token_file.path().into()),
+        )
+        .unwrap();
+        let path = client.checkpoint(&named(port, "app", 7)).await.unwrap();
+        assert_eq!(
+            path,
+            "/checkpoint/ns/p/app|timeout=7|Bearer sa-token|cert=false"
+        );
+        let path = client.checkpoint(&named(port, "app", 0)).await.unwrap();
+        assert_eq!(path, "/checkpoint/ns/p/app||Bearer sa-token|cert=false");
+
+        for (container, code) in [("gate-off", 404), ("forbidden", 500), ("criu", 500)] {
+            let err = client
+                .checkpoint(&named(port, container, 0))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status().code, Some(code), "{err}");
+            assert!(err.to_string().contains("n1"), "{err}");
+        }
+
+        // A client certificate instead of a token.
+        let id = client_ca.client("checkpoint-apiserver", &[]).unwrap();
+        let client = HttpsNodeClient::new(
+            ServerTrust::Ca(certs(&ca.pem.cert)),
+            Some(identity(&id)),
+            Credentials::None,
+        )
+        .unwrap();
+        let path = client.checkpoint(&named(port, "app", 0)).await.unwrap();
+        assert_eq!(path, "/checkpoint/ns/p/app|||cert=true");
+
+        // A node certificate from another CA: refused (503), unless insecure.
+        let other = HttpsNodeClient::new(
+            ServerTrust::Ca(certs(&Ca::new("other").unwrap().pem.cert)),
+            None,
+            Credentials::Token("t".into()),
+        )
+        .unwrap();
+        let err = other.checkpoint(&named(port, "app", 0)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(503), "{err}");
+        assert!(err.to_string().contains("certificate"), "{err}");
+        let insecure =
+            HttpsNodeClient::new(ServerTrust::InsecureSkipVerify, None, Credentials::None).unwrap();
+        assert!(insecure.checkpoint(&named(port, "app", 0)).await.is_ok());
+
+        // Nothing listening: 503 naming the endpoint.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = insecure
+            .checkpoint(&named(closed, "app", 0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().code, Some(503));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("node n1 (127.0.0.1:{closed}) cannot be reached: ")),
+            "{err}"
+        );
+
+        // A missing token file is a 500 naming the file.
+        let gone = HttpsNodeClient::new(
+            ServerTrust::InsecureSkipVerify,
+            None,
+            Credentials::TokenFile("/nonexistent/token".into()),
+        )
+        .unwrap();
+        let err = gone.checkpoint(&named(port, "app", 0)).await.unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/token"), "{err}");
+    }
+}
