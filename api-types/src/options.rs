@@ -18,8 +18,14 @@ use crate::{API_VERSION, POD_CHECKPOINT_OPTIONS_KIND};
 /// }
 /// ```
 ///
-/// On the wire it comes from the query (`?container=C&timeout=S`) or from a
-/// JSON body; both present and different is a 400.
+/// On the wire it comes from the query (`?container=C&timeoutSeconds=S`) or
+/// from a JSON body; both present and different is a 400.
+///
+/// The query parameter is `timeoutSeconds`, not the kubelet's `timeout`:
+/// kube-apiserver reads `?timeout=` on every request as its own deadline (a Go
+/// duration, `filters/request_deadline.go`), answers 400 to `timeout=30`, and
+/// cuts the request at that duration. A `timeout` parameter that reaches the
+/// extension is therefore kube-apiserver's business and is ignored here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodCheckpointOptions {
@@ -35,6 +41,9 @@ pub struct PodCheckpointOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i64>,
 }
+
+/// Query parameter carrying the checkpoint timeout in seconds.
+pub const TIMEOUT_PARAM: &str = "timeoutSeconds";
 
 /// Why the options of a request are not acceptable (all map to 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +80,8 @@ impl PodCheckpointOptions {
     }
 
     /// Parse the query string (without `?`). Known keys are `container` and
-    /// `timeout`; each at most once. Other keys are ignored, as kube-apiserver
-    /// ignores unknown query parameters.
+    /// `timeoutSeconds`; each at most once. Other keys (among them
+    /// kube-apiserver's `timeout`) are ignored.
     pub fn from_query(query: &str, max_timeout: i64) -> Result<Self, OptionsError> {
         let mut out = Self::default();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -87,9 +96,9 @@ impl PodCheckpointOptions {
                     }
                     out.container = Some(value.into_owned());
                 }
-                "timeout" | "timeoutSeconds" => {
+                TIMEOUT_PARAM => {
                     if out.timeout_seconds.is_some() {
-                        return Err(OptionsError::DuplicateParameter("timeout".into()));
+                        return Err(OptionsError::DuplicateParameter(TIMEOUT_PARAM.into()));
                     }
                     out.timeout_seconds =
                         Some(validation::parse_timeout_seconds(&value, max_timeout)?);
@@ -142,7 +151,7 @@ impl PodCheckpointOptions {
         let timeout_seconds = match (query.timeout_seconds, body.timeout_seconds) {
             (Some(q), Some(b)) if q != b => {
                 return Err(OptionsError::Mismatch {
-                    field: "timeout",
+                    field: "timeoutSeconds",
                     query: q.to_string(),
                     body: b.to_string(),
                 });
@@ -180,7 +189,7 @@ impl PodCheckpointOptions {
             q.append_pair("container", c);
         }
         if let Some(t) = self.timeout_seconds {
-            q.append_pair("timeout", &t.to_string());
+            q.append_pair(TIMEOUT_PARAM, &t.to_string());
         }
         q.finish()
     }
@@ -192,10 +201,13 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        let o = PodCheckpointOptions::from_query("container=app&timeout=30", 600).unwrap();
+        let o = PodCheckpointOptions::from_query("container=app&timeoutSeconds=30", 600).unwrap();
         assert_eq!(o.container.as_deref(), Some("app"));
         assert_eq!(o.timeout_seconds, Some(30));
-        assert_eq!(o.to_query(), "container=app&timeout=30");
+        assert_eq!(o.to_query(), "container=app&timeoutSeconds=30");
+        // kube-apiserver's own deadline parameter is not ours
+        let o = PodCheckpointOptions::from_query("container=app&timeout=30s", 600).unwrap();
+        assert_eq!(o.timeout_seconds, None);
         let o = PodCheckpointOptions::from_query("", 600).unwrap();
         assert_eq!(o, PodCheckpointOptions::default());
         let o = PodCheckpointOptions::from_query("pretty=true&container=", 600).unwrap();
@@ -206,14 +218,14 @@ mod tests {
     fn hostile_queries() {
         let table = [
             "container=a&container=b",
-            "timeout=1&timeout=2",
-            "timeout=-1",
-            "timeout=1.5",
-            "timeout=abc",
-            "timeout=999999999999999999999",
-            "timeout=601",
+            "timeoutSeconds=1&timeoutSeconds=2",
+            "timeoutSeconds=-1",
+            "timeoutSeconds=1.5",
+            "timeoutSeconds=abc",
+            "timeoutSeconds=999999999999999999999",
+            "timeoutSeconds=601",
             "container=%FF",
-            "timeout=%00",
+            "timeoutSeconds=%00",
         ];
         for q in table {
             assert!(

@@ -8,6 +8,22 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to generate or load a certificate: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error(
+        "a client certificate carries at most {MAX_GROUPS} groups (O) here, {0} asked; use a bearer token for more"
+    )]
+    TooManyGroups(usize),
+}
+
+/// Groups one certificate can carry: rcgen keeps one value per attribute
+/// type, so the second O is written under its OID as a custom type
+/// (Kubernetes reads every O, whatever the encoding).
+pub const MAX_GROUPS: usize = 2;
+
 /// A certificate and its key, PEM encoded.
 #[derive(Debug, Clone)]
 pub struct Pem {
@@ -22,21 +38,29 @@ pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn dn(cn: &str, orgs: &[&str]) -> DistinguishedName {
+const ORGANIZATION_OID: [u64; 4] = [2, 5, 4, 10];
+
+fn dn(cn: &str, orgs: &[&str]) -> Result<DistinguishedName, Error> {
+    if orgs.len() > MAX_GROUPS {
+        return Err(Error::TooManyGroups(orgs.len()));
+    }
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
-    for o in orgs {
-        dn.push(DnType::OrganizationName, *o);
+    if let Some(first) = orgs.first() {
+        dn.push(DnType::OrganizationName, *first);
     }
-    dn
+    if let Some(second) = orgs.get(1) {
+        dn.push(DnType::CustomDnType(ORGANIZATION_OID.to_vec()), *second);
+    }
+    Ok(dn)
 }
 
 impl Ca {
     /// A new self-signed CA valid for ten years.
-    pub fn new(cn: &str) -> Result<Self, rcgen::Error> {
+    pub fn new(cn: &str) -> Result<Self, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = dn(cn, &[]);
+        params.distinguished_name = dn(cn, &[])?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -56,7 +80,7 @@ impl Ca {
     }
 
     /// A CA from its PEM certificate and key (to issue more certificates later).
-    pub fn from_pem(cert: &str, key: &str) -> Result<Self, rcgen::Error> {
+    pub fn from_pem(cert: &str, key: &str) -> Result<Self, Error> {
         let key_pair = KeyPair::from_pem(key)?;
         let issuer = Issuer::from_ca_cert_pem(cert, key_pair)?;
         Ok(Self {
@@ -69,7 +93,7 @@ impl Ca {
     }
 
     /// A client certificate: CN is the user, each O a group (Kubernetes' rule).
-    pub fn client(&self, cn: &str, groups: &[&str]) -> Result<Pem, rcgen::Error> {
+    pub fn client(&self, cn: &str, groups: &[&str]) -> Result<Pem, Error> {
         let now = OffsetDateTime::now_utc();
         self.client_valid(
             cn,
@@ -86,10 +110,10 @@ impl Ca {
         groups: &[&str],
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
-    ) -> Result<Pem, rcgen::Error> {
+    ) -> Result<Pem, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = dn(cn, groups);
+        params.distinguished_name = dn(cn, groups)?;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -111,11 +135,11 @@ impl Ca {
         cn: &str,
         groups: &[&str],
         hosts: &[&str],
-    ) -> Result<Pem, rcgen::Error> {
+    ) -> Result<Pem, Error> {
         let key = KeyPair::generate()?;
         let mut params =
             CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name = dn(cn, groups);
+        params.distinguished_name = dn(cn, groups)?;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -135,11 +159,11 @@ impl Ca {
     }
 
     /// A serving certificate for DNS names and IP addresses.
-    pub fn server(&self, cn: &str, hosts: &[&str]) -> Result<Pem, rcgen::Error> {
+    pub fn server(&self, cn: &str, hosts: &[&str]) -> Result<Pem, Error> {
         let key = KeyPair::generate()?;
         let mut params =
             CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name = dn(cn, &[]);
+        params.distinguished_name = dn(cn, &[])?;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -173,5 +197,19 @@ mod tests {
         assert!(verifier.verify(&chain).is_ok());
         let (cn, groups) = crate::tls::subject_of(&chain[0]).unwrap();
         assert_eq!((cn.as_str(), groups), ("alice", vec!["devs".to_string()]));
+
+        let two = ca.client("sa", &["g1", "g2"]).unwrap();
+        let chain =
+            crate::tls::parse_certs(two.cert.as_bytes(), std::path::Path::new("two")).unwrap();
+        let (_, groups) = crate::tls::subject_of(&chain[0]).unwrap();
+        assert_eq!(
+            groups,
+            vec!["g1".to_string(), "g2".to_string()],
+            "both groups survive"
+        );
+        assert!(matches!(
+            ca.client("x", &["a", "b", "c"]),
+            Err(Error::TooManyGroups(3))
+        ));
     }
 }

@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(o.output, Some(OutputFormat::Json));
         assert_eq!(
             o.request_options("app").to_query(),
-            "container=app&timeout=30"
+            "container=app&timeoutSeconds=30"
         );
 
         assert_eq!(
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(
             c.calls().last().map(String::as_str),
             Some(
-                "post /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeout=30 wait=40s"
+                "post /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=30 wait=40s"
             )
         );
     }

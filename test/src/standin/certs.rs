@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use apiserver_lib::pki::{Ca, Pem};
 use apiserver_lib::tls::{self, ServingCert};
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -42,10 +41,8 @@ pub enum Error {
     Generate(#[from] rcgen::Error),
     #[error("failed to parse the private key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
-    #[error(
-        "a client certificate carries at most 2 groups here, {0} asked; use a bearer token for more"
-    )]
-    TooManyGroups(usize),
+    #[error(transparent)]
+    Pki(#[from] apiserver_lib::pki::Error),
     #[error("{0} does not hold the server URL; start the stand-in first or pass --server")]
     NoServer(PathBuf),
 }
@@ -151,46 +148,12 @@ impl Pki {
         )
     }
 
-    /// A client certificate from the client CA: CN `user`, one O per group.
-    ///
-    /// rcgen keeps one value per attribute type, so `pki::Ca::client` can
-    /// carry one group only; a second O is encoded under its OID as a custom
-    /// attribute type (Kubernetes reads every O). More than two is refused.
+    /// A client certificate from the client CA: CN `user`, one O per group
+    /// (at most `pki::MAX_GROUPS`).
     pub fn issue_client(&self, user: &str, groups: &[String]) -> Result<Pem> {
-        if groups.len() <= 1 {
-            let ca = Ca::from_pem(&self.client_ca.cert, &self.client_ca.key)?;
-            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            return Ok(ca.client(user, &groups)?);
-        }
-        if groups.len() > 2 {
-            return Err(Error::TooManyGroups(groups.len()));
-        }
-        let issuer = Issuer::from_ca_cert_pem(
-            &self.client_ca.cert,
-            KeyPair::from_pem(&self.client_ca.key)?,
-        )?;
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, user);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, groups[0].as_str());
-        params
-            .distinguished_name
-            .push(DnType::CustomDnType(vec![2, 5, 4, 10]), groups[1].as_str());
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(365);
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok(Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        })
+        let ca = Ca::from_pem(&self.client_ca.cert, &self.client_ca.key)?;
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        Ok(ca.client(user, &groups)?)
     }
 
     /// Record the URL the stand-in serves on (for the `kubeconfig` subcommand).
