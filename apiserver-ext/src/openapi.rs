@@ -86,7 +86,7 @@ fn path_parameters() -> Value {
         {"name": "name", "in": "path", "required": true, "type": "string", "uniqueItems": true, "description": "name of the Pod"},
         {"name": "namespace", "in": "path", "required": true, "type": "string", "uniqueItems": true, "description": "object name and auth scope, such as for teams and projects"},
         {"name": "container", "in": "query", "type": "string", "uniqueItems": true, "description": "Container which to checkpoint; defaults to the pod's default container."},
-        {"name": "timeout", "in": "query", "type": "integer", "uniqueItems": true, "description": "Timeout in seconds passed to the runtime; 0 means the runtime's default."}
+        {"name": "timeoutSeconds", "in": "query", "type": "integer", "uniqueItems": true, "description": "Timeout in seconds passed to the runtime; 0 means the runtime's default. (`timeout` is kube-apiserver's own request deadline.)"}
     ])
 }
 

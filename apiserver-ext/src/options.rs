@@ -45,7 +45,7 @@ impl From<LoggingFormat> for apiserver_lib::logging::Format {
     name = "checkpoint-apiserver",
     version,
     about = "Aggregated API server (APIService v1alpha1.checkpoint.kcr.dev) serving POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint.",
-    long_about = "Aggregated API server (APIService v1alpha1.checkpoint.kcr.dev) serving POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint (options ?container=C&timeout=S or a PodCheckpointOptions body).\n\nEach request is authenticated (front-proxy certificate and X-Remote-* headers, client certificate, or bearer token via TokenReview), authorized by SubjectAccessReview of verb `checkpoint` on core `pods`, checked against the pod and its node, and forwarded to the node's kubelet (or checkpoint-shim) as POST https://NODE:PORT/checkpoint/{namespace}/{pod}/{container}?timeout=S. The answer is a ContainerCheckpoint object, or a metav1.Status on failure; an Event is recorded on the pod either way.\n\nThe subresource is alpha: it is served only with --feature-gates=ContainerCheckpointAPI=true."
+    long_about = "Aggregated API server (APIService v1alpha1.checkpoint.kcr.dev) serving POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint (options ?container=C&timeoutSeconds=S or a PodCheckpointOptions body).\n\nEach request is authenticated (front-proxy certificate and X-Remote-* headers, client certificate, or bearer token via TokenReview), authorized by SubjectAccessReview of verb `checkpoint` on core `pods`, checked against the pod and its node, and forwarded to the node's kubelet (or checkpoint-shim) as POST https://NODE:PORT/checkpoint/{namespace}/{pod}/{container}?timeout=S. The answer is a ContainerCheckpoint object, or a metav1.Status on failure; an Event is recorded on the pod either way.\n\nThe subresource is alpha: it is served only with --feature-gates=ContainerCheckpointAPI=true."
 )]
 pub struct Options {
     // ---- secure serving ----
@@ -216,7 +216,7 @@ pub struct Options {
     pub node_queue_timeout: Duration,
 
     // ---- requests ----
-    /// Largest `timeout` (seconds) a request may ask for.
+    /// Largest `timeoutSeconds` a request may ask for.
     #[arg(long, value_name = "SECONDS", default_value_t = api_types::MAX_TIMEOUT_SECONDS, help_heading = "Requests")]
     pub max_timeout_seconds: i64,
 

@@ -257,7 +257,7 @@ fn assert_status(code: StatusCode, body: &Value, want: u16, reason: &str) {
 #[tokio::test]
 async fn checkpoint_succeeds_and_records() {
     let h = harness(true);
-    let (code, body) = h.checkpoint("single", "timeout=30").await;
+    let (code, body) = h.checkpoint("single", "timeoutSeconds=30").await;
     assert_eq!(code, StatusCode::OK, "{body:#}");
     let obj: ContainerCheckpoint = serde_json::from_value(body).unwrap();
     assert_eq!(obj.kind, "ContainerCheckpoint");
@@ -396,8 +396,8 @@ async fn every_status_of_the_contract() {
         Case { who: As::Token("bob-token"), ..case("forbidden", "single", "", 403, "Forbidden") },
         Case { who: As::Token("bob-token"), ..case("forbidden_missing_pod", "ghost", "", 403, "Forbidden") },
         case("pod_not_found", "ghost", "", 404, "NotFound"),
-        case("bad_timeout", "single", "timeout=-1", 400, "BadRequest"),
-        case("timeout_too_large", "single", "timeout=999999", 400, "BadRequest"),
+        case("bad_timeout", "single", "timeoutSeconds=-1", 400, "BadRequest"),
+        case("timeout_too_large", "single", "timeoutSeconds=999999", 400, "BadRequest"),
         case("duplicate_parameter", "single", "container=a&container=b", 400, "BadRequest"),
         case("invalid_container_name", "single", "container=..%2Fetc", 400, "BadRequest"),
         case("invalid_pod_name", "Bad_Name", "", 400, "BadRequest"),
@@ -433,7 +433,7 @@ async fn every_status_of_the_contract() {
         Case {
             node: Some(FakeAnswer::Fail(node::map_answer("n1", 500, b"checkpointing of ns/single/app failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)").unwrap_err())),
             event: true,
-            ..case("runtime_timed_out", "single", "timeout=2", 504, "Timeout")
+            ..case("runtime_timed_out", "single", "timeoutSeconds=2", 504, "Timeout")
         },
         Case {
             node: Some(FakeAnswer::Fail(node::Error::Unreachable {
@@ -709,7 +709,7 @@ async fn the_node_call_is_bounded_by_the_requested_timeout() {
     let h = harness_with(settings);
     h.nodes.set_answer(FakeAnswer::Hang);
     let started = std::time::Instant::now();
-    let (code, body) = h.checkpoint("single", "timeout=1").await;
+    let (code, body) = h.checkpoint("single", "timeoutSeconds=1").await;
     let took = started.elapsed();
     assert_status(code, &body, 504, "Timeout");
     assert!(
@@ -786,8 +786,8 @@ async fn hostile_input_never_panics() {
         format!("{BASE}/ns/pods/%FF%FE/checkpoint"),
         format!("{BASE}/ns/pods/%2e%2e/checkpoint"),
         format!("{BASE}//pods/single/checkpoint"),
-        format!("{BASE}/ns/pods/single/checkpoint?timeout=%00&container=%FF"),
-        format!("{BASE}/ns/pods/single/checkpoint?timeout=99999999999999999999999"),
+        format!("{BASE}/ns/pods/single/checkpoint?timeoutSeconds=%00&container=%FF"),
+        format!("{BASE}/ns/pods/single/checkpoint?timeoutSeconds=99999999999999999999999"),
         format!("{BASE}/{}/pods/single/checkpoint", "a".repeat(300)),
         format!("{BASE}/ns/pods/{}/checkpoint", "p".repeat(300)),
         "/apis/../apis".to_owned(),

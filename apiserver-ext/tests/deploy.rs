@@ -1,0 +1,131 @@
+#![allow(clippy::unwrap_used)]
+//! `deploy/` rendered by the REAL `kubectl kustomize`, snapshotted, and
+//! checked for what the server and the aggregator need.
+
+use std::path::Path;
+use std::process::Command;
+
+fn render() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl is required on PATH to render deploy/: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rendered documents, as JSON values.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("deploy/ has no {kind} {name}"))
+}
+
+#[test]
+fn kustomize_renders_the_extension() {
+    let yaml = render();
+    insta::assert_snapshot!("deploy", yaml);
+    let docs = documents(&yaml);
+
+    let dep = find(&docs, "Deployment", "checkpoint-apiserver");
+    assert_eq!(dep["metadata"]["namespace"], "kcr-system");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"--feature-gates=ContainerCheckpointAPI=true"),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--secure-port=6443"), "{args:?}");
+    assert!(!yaml.contains("for-testing"), "a testing flag in deploy/");
+    assert_eq!(c["image"], "kcr.dev/checkpoint-apiserver:dev");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["serviceAccountName"],
+        "checkpoint-apiserver"
+    );
+
+    // Every flag the Deployment passes is one the binary knows.
+    let help = Command::new(env!("CARGO_BIN_EXE_checkpoint-apiserver"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for a in &args {
+        let flag = a.split('=').next().unwrap();
+        assert!(
+            help.contains(flag),
+            "{flag} is not a flag of checkpoint-apiserver"
+        );
+    }
+
+    let svc = find(&docs, "Service", "checkpoint-apiserver");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "https");
+
+    let apisvc = find(&docs, "APIService", "v1alpha1.checkpoint.kcr.dev");
+    assert_eq!(apisvc["spec"]["group"], "checkpoint.kcr.dev");
+    assert_eq!(apisvc["spec"]["version"], "v1alpha1");
+    assert_eq!(apisvc["spec"]["service"]["name"], "checkpoint-apiserver");
+    assert_eq!(apisvc["spec"]["service"]["namespace"], "kcr-system");
+
+    let delegator = find(
+        &docs,
+        "ClusterRoleBinding",
+        "kcr:checkpoint-apiserver:system:auth-delegator",
+    );
+    assert_eq!(delegator["roleRef"]["name"], "system:auth-delegator");
+    let reader = find(&docs, "RoleBinding", "kcr:checkpoint-apiserver:auth-reader");
+    assert_eq!(reader["metadata"]["namespace"], "kube-system");
+    assert_eq!(reader["roleRef"]["kind"], "Role");
+    assert_eq!(
+        reader["roleRef"]["name"],
+        "extension-apiserver-authentication-reader"
+    );
+
+    let role = find(&docs, "ClusterRole", "kcr:checkpoint-apiserver").to_string();
+    for want in [
+        "\"pods\"",
+        "\"nodes\"",
+        "\"events\"",
+        "\"tokenreviews\"",
+        "\"subjectaccessreviews\"",
+        "\"nodes/checkpoint\"",
+        "\"nodes/proxy\"",
+    ] {
+        assert!(
+            role.contains(want),
+            "the server's ClusterRole lacks {want}: {role}"
+        );
+    }
+    let binding = find(&docs, "ClusterRoleBinding", "kcr:checkpoint-apiserver");
+    assert_eq!(binding["subjects"][0]["namespace"], "kcr-system");
+
+    let creator = find(&docs, "ClusterRole", "checkpoint-creator");
+    assert_eq!(
+        creator["rules"],
+        serde_json::json!([
+            {"apiGroups": ["checkpoint.kcr.dev"], "resources": ["pods/checkpoint"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["checkpoint"]}
+        ])
+    );
+    // Not aggregated to admin/edit: archives hold memory.
+    let labels = creator["metadata"]["labels"].to_string();
+    assert!(!labels.contains("aggregate-to"), "{labels}");
+}

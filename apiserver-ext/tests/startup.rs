@@ -1,0 +1,317 @@
+#![allow(clippy::unwrap_used)]
+//! The real startup pipeline — flags → `Options::validate` → `Config::from_options`
+//! → `Server` — against a mock API server (plain HTTP, axum) that publishes
+//! the `extension-apiserver-authentication` ConfigMap, answers TokenReview and
+//! SubjectAccessReview, serves a pod and a node, and takes Events; the node is
+//! a fake kubelet over TLS that wants the kubeconfig's bearer token. Then the
+//! binary itself: it serves, and SIGTERM stops it cleanly.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apiserver_ext::{Config, Options, Server};
+use apiserver_lib::pki::{Ca, Pem};
+use apiserver_lib::serve;
+use apiserver_lib::tls::{self, ServerTrust, ServingCert};
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
+}
+
+fn identity(pem: &Pem) -> ServingCert {
+    ServingCert {
+        chain: certs(&pem.cert),
+        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
+    }
+}
+
+type Log = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// The mock API server; returns its URL.
+async fn mock_api(proxy_ca: &str, kubelet_port: u16, log: Log) -> String {
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {
+            "requestheader-client-ca-file": proxy_ca,
+            "requestheader-allowed-names": "[\"front-proxy-client\"]",
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]"
+        }
+    });
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default", "uid": "uid-web"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true,
+            "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]}
+    });
+    let node = json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}
+    });
+    let router = Router::new().fallback(move |req: Request| {
+        let (cm, pod, node, log) = (cm.clone(), pod.clone(), node.clone(), log.clone());
+        async move {
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            log.lock()
+                .unwrap()
+                .push((format!("{method} {path}"), body.clone()));
+            let ok = |v: Value| axum::Json(v).into_response();
+            match (method.as_str(), path.as_str()) {
+                ("GET", "/version") => {
+                    ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0",
+                    "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "",
+                    "compiler": "", "platform": "linux/amd64"}))
+                }
+                (
+                    "GET",
+                    "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+                ) => ok(cm),
+                ("GET", "/api/v1/namespaces/default/pods/web") => ok(pod),
+                ("GET", "/api/v1/nodes/node-1") => ok(node),
+                ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
+                    let allowed = body["spec"]["user"] == "alice";
+                    body["status"] = json!({"allowed": allowed});
+                    ok(body)
+                }
+                ("POST", "/api/v1/namespaces/default/events") => ok(body),
+                _ => (
+                    http::StatusCode::NOT_FOUND,
+                    axum::Json(
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "not found"}),
+                    ),
+                )
+                    .into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A kubelet that checkpoints only for the bearer token `sa-token`.
+async fn fake_kubelet(ca: &Ca) -> u16 {
+    let serving = ca.server("node-1", &["127.0.0.1"]).unwrap();
+    let config = tls::server_config(identity(&serving), &[]).unwrap();
+    let router = Router::new().fallback(|req: Request| async move {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth != "Bearer sa-token" {
+            return (http::StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+        }
+        axum::Json(
+            json!({"items": [format!("/var/lib/kubelet/checkpoints{}.tar", req.uri().path())]}),
+        )
+        .into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(serve::serve_tls(
+        listener,
+        config,
+        router,
+        std::future::pending(),
+    ));
+    port
+}
+
+fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\nusers:\n- name: u\n  user:\n    token: sa-token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn post(port: u16, server_ca: Option<&str>, proxy: &Pem, user: &str) -> (u16, Value) {
+    let trust = match server_ca {
+        Some(ca) => ServerTrust::Ca(certs(ca)),
+        None => ServerTrust::InsecureSkipVerify,
+    };
+    let cfg = tls::client_config(trust, Some(identity(proxy))).unwrap();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(cfg)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let req = http::Request::post(format!(
+        "https://localhost:{port}/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/web/checkpoint?timeoutSeconds=5"
+    ))
+    .header("X-Remote-User", user)
+    .body(Full::new(bytes::Bytes::new()))
+    .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_to_config_to_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy_ca = Ca::new("front-proxy-ca").unwrap();
+    let proxy = proxy_ca.client("front-proxy-client", &[]).unwrap();
+    let kubelet_port = fake_kubelet(&Ca::new("kubelet-ca").unwrap()).await;
+    let log: Log = Arc::default();
+    let api = mock_api(&proxy_ca.pem.cert, kubelet_port, log.clone()).await;
+    let kc = kubeconfig(tmp.path(), &api);
+    let cert_dir = tmp.path().join("certs");
+
+    let opts = Options::try_parse_from([
+        "checkpoint-apiserver".to_owned(),
+        format!("--kubeconfig={}", kc.display()),
+        format!("--cert-dir={}", cert_dir.display()),
+        "--feature-gates=ContainerCheckpointAPI=true".into(),
+        "--kubelet-insecure-tls".into(),
+    ])
+    .unwrap();
+    let config = Config::from_options(&opts).await.unwrap();
+    assert!(
+        cert_dir.join("apiserver.crt").is_file(),
+        "self-signed pair in --cert-dir"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Server::new(config).serve_on(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (code, body) = post(port, None, &proxy, "alice").await;
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(
+        body["status"]["archivePath"],
+        "/var/lib/kubelet/checkpoints/checkpoint/default/web/app.tar"
+    );
+    let (code, body) = post(port, None, &proxy, "bob").await;
+    assert_eq!(code, 403, "{body:#}");
+    // A front proxy from another CA: 401.
+    let stranger = Ca::new("stranger")
+        .unwrap()
+        .client("front-proxy-client", &[])
+        .unwrap();
+    let (code, _) = post(port, None, &stranger, "alice").await;
+    assert_eq!(code, 401);
+
+    // What the server asked the API server, in order (events are written in the background).
+    for _ in 0..100 {
+        if log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(l, _)| l.ends_with("/events"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines: Vec<String> = log.lock().unwrap().iter().map(|(l, _)| l.clone()).collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "GET /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+            "POST /apis/authorization.k8s.io/v1/subjectaccessreviews",
+            "GET /api/v1/namespaces/default/pods/web",
+            "GET /api/v1/nodes/node-1",
+            "POST /api/v1/namespaces/default/events",
+        ],
+        "{lines:#?}"
+    );
+    let event = log.lock().unwrap()[4].1.clone();
+    assert_eq!(event["reason"], "Checkpointed");
+    assert_eq!(event["involvedObject"]["uid"], "uid-web");
+
+    // Graceful shutdown: the serve loop returns.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy_ca = Ca::new("front-proxy-ca").unwrap();
+    let log: Log = Arc::default();
+    let api = mock_api(&proxy_ca.pem.cert, 1, log).await;
+    let kc = kubeconfig(tmp.path(), &api);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_checkpoint-apiserver"))
+        .args([
+            format!("--kubeconfig={}", kc.display()),
+            format!("--cert-dir={}", tmp.path().join("certs").display()),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            "--kubelet-insecure-tls".into(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready: /readyz answers ok (the API server is reachable).
+    let cfg = tls::client_config(ServerTrust::InsecureSkipVerify, None).unwrap();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(cfg)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let mut ready = false;
+    for _ in 0..100 {
+        let req = http::Request::get(format!("https://localhost:{port}/readyz"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        if let Ok(resp) = client.request(req).await
+            && resp.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "checkpoint-apiserver did not become ready");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("received SIGTERM"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
