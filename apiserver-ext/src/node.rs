@@ -280,9 +280,9 @@ impl NodeClient for HttpsNodeClient {
             let req = req
                 .header(http::header::ACCEPT, "application/json")
                 .body(Full::new(Bytes::new()))
-                .map_err(|_| Error::BadAddress {
-                    node: call.node.clone(),
-                    address: call.address.clone(),
+                // The URL was validated above: what is left is the token.
+                .map_err(|_| {
+                    Error::Credentials("the bearer token is not a valid header value".into())
                 })?;
             let unreachable = |reason: String| Error::Unreachable {
                 node: call.node.clone(),
