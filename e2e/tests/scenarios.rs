@@ -107,8 +107,10 @@ fn assert_failed(run: &Run, needle: &str) {
         run.stdout.is_empty(),
         "nothing on stdout when it fails\n{run}"
     );
+    // kubectl's two shapes: `error: ...` and, for failed reads of API
+    // objects, `Error from server (Reason): ...`
     assert!(
-        run.stderr.starts_with("error: "),
+        run.stderr.starts_with("error: ") || run.stderr.starts_with("Error from server ("),
         "kubectl-style error\n{run}"
     );
     assert!(

@@ -9,8 +9,6 @@ pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-co
 /// Why no container could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContainerError {
-    #[error("container {container} not found in pod {pod}")]
-    NotFound { container: String, pod: String },
     #[error("pod {namespace}/{pod} does not have any containers")]
     NoContainers { namespace: String, pod: String },
 }
@@ -70,16 +68,13 @@ pub fn choose_container(
     requested: Option<&str>,
 ) -> Result<ContainerChoice, ContainerError> {
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    // Like `kubectl exec -c`, an explicit container goes to the server as it
+    // is: the server's answer (400, listing the pod's containers) is the one
+    // users see, and the pod we read may be older than the server's.
     if let Some(name) = requested.filter(|n| !n.is_empty()) {
-        if has_container(pod, name) {
-            return Ok(ContainerChoice {
-                name: name.to_owned(),
-                notices: Vec::new(),
-            });
-        }
-        return Err(ContainerError::NotFound {
-            container: name.to_owned(),
-            pod: pod_name,
+        return Ok(ContainerChoice {
+            name: name.to_owned(),
+            notices: Vec::new(),
         });
     }
     let mut notices = Vec::new();
@@ -147,10 +142,8 @@ mod tests {
     fn explicit_container_wins() {
         let p = annotated(pod("default", "p", "Running", &["a", "b"]), "b");
         assert_eq!(choose_container(&p, Some("a")), Ok(choice("a", &[])));
-        assert_eq!(
-            choose_container(&p, Some("zzz")).unwrap_err().to_string(),
-            "container zzz not found in pod p"
-        );
+        // unknown names are the server's to refuse
+        assert_eq!(choose_container(&p, Some("zzz")), Ok(choice("zzz", &[])));
     }
 
     #[test]

@@ -202,7 +202,7 @@ fn default_container_choice() {
     );
     assert_fails(
         &f.run(&["multi", "-c", "zzz"]),
-        "error: container zzz not found in pod multi\n",
+        "error: container zzz is not valid for pod multi, choose one of: [a b]\n",
     );
 }
 

@@ -447,6 +447,17 @@ fn checkpoint(scenario: &Scenario, ns: &str, pod_name: &str, query: &str) -> Res
         return status_response(status::pod_not_found(pod_name));
     };
     let container = options.container.clone().unwrap_or_default();
+    let names: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    if !names.contains(&container.as_str()) {
+        // what checkpoint-apiserver answers (kube-apiserver's wording for exec)
+        return status_response(status::bad_request(format!(
+            "container {container} is not valid for pod {pod_name}, choose one of: [{}]",
+            names.join(" ")
+        )));
+    }
     let at: k8s_openapi::jiff::Timestamp = "2026-11-27T07:30:01Z".parse().unwrap();
     let archive = format!(
         "/var/lib/kubelet/checkpoints/{}",
