@@ -130,6 +130,7 @@ async fn authorize(app: &App, user: UserInfo, namespace: &str, pod: &str) -> Res
         subresource: String::new(),
         namespace: namespace.to_owned(),
         name: pod.to_owned(),
+        path: String::new(),
     };
     match app.authz.authorize(&attrs).await {
         Ok(Decision::Allow) => Ok(()),

@@ -2,7 +2,7 @@
 //! (metrics-server's `server.RunUntil`).
 //!
 //! Routes: `/healthz`, `/livez`, `/readyz` (named checks, no
-//! authentication), `/metrics` (no authentication), and everything else
+//! authentication), `/metrics` (authenticated, `get /metrics` authorized), and everything else
 //! authenticated: discovery, OpenAPI, `pods/{pod}/checkpoint`; unknown paths
 //! are a 404 Status.
 
@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api_types::features::{CONTAINER_CHECKPOINT_API, FeatureGates};
-use api_types::status;
+use api_types::{StatusReason, status};
 use apiserver_lib::StatusError;
 use apiserver_lib::authn::Authenticator;
-use apiserver_lib::authz::Authorizer;
+use apiserver_lib::authz::{Attributes, Authorizer, Decision};
 use apiserver_lib::health::{Check, HealthChecks};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -179,7 +179,32 @@ async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
+/// `/metrics` for whoever may `get` the non-resource URL `/metrics`
+/// (Prometheus scrapers are granted it by RBAC, as for kube-apiserver's).
+async fn serve_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let user = match crate::checkpoint::authenticate(&app, &parts).await {
+        Ok(user) => user,
+        Err(s) => return StatusError(s).into_response(),
+    };
+    let attrs = Attributes::non_resource(user, "get", "/metrics");
+    match app.authz.authorize(&attrs).await {
+        Ok(Decision::Allow) => {}
+        Ok(Decision::Deny(_)) => {
+            let message = format!(
+                "forbidden: User \"{}\" cannot get path \"/metrics\"",
+                attrs.user.name
+            );
+            return StatusError(status::failure(StatusReason::Forbidden, message, None))
+                .into_response();
+        }
+        Err(e) => {
+            return StatusError(status::service_unavailable(format!(
+                "the request could not be authorized: {e}"
+            )))
+            .into_response();
+        }
+    }
     match app.metrics.encode() {
         Ok(text) => (
             StatusCode::OK,

@@ -660,7 +660,7 @@ async fn discovery_and_openapi_documents() {
 }
 
 #[tokio::test]
-async fn health_and_metrics_need_no_credentials() {
+async fn health_needs_no_credentials_and_metrics_needs_rbac() {
     let h = harness(true);
     for path in ["/healthz", "/livez", "/readyz"] {
         let (code, _, body) = h.send(As::Nobody, Method::GET, path, b"", &[]).await;
@@ -687,7 +687,32 @@ async fn health_and_metrics_need_no_credentials() {
     let (code, body) = h.checkpoint("single", "").await;
     assert_status(code, &body, 503, "ServiceUnavailable");
 
-    let (code, headers, body) = h.send(As::Nobody, Method::GET, "/metrics", b"", &[]).await;
+    // /metrics needs a user allowed to `get /metrics`
+    let (code, _, body) = h.send(As::Nobody, Method::GET, "/metrics", b"", &[]).await;
+    assert_status(
+        code,
+        &serde_json::from_slice(&body).unwrap(),
+        401,
+        "Unauthorized",
+    );
+    let (code, _, body) = h
+        .send(As::Proxy("bob", vec![]), Method::GET, "/metrics", b"", &[])
+        .await;
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    assert_status(code, &status, 403, "Forbidden");
+    assert_eq!(
+        status["message"],
+        "forbidden: User \"bob\" cannot get path \"/metrics\""
+    );
+    let (code, headers, body) = h
+        .send(
+            As::Proxy("alice", vec![]),
+            Method::GET,
+            "/metrics",
+            b"",
+            &[],
+        )
+        .await;
     assert_eq!(code, StatusCode::OK);
     assert!(
         headers["content-type"]

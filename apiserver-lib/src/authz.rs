@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::PostParams;
 
 use crate::authn::UserInfo;
 
-/// What is being asked for (`authorizer.Attributes` for a resource request).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What is being asked for (`authorizer.Attributes`): a resource request, or,
+/// when `path` is set, a non-resource request (`get /metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Attributes {
     pub user: UserInfo,
     pub verb: String,
@@ -24,6 +25,20 @@ pub struct Attributes {
     pub subresource: String,
     pub namespace: String,
     pub name: String,
+    /// Non-resource URL; when set, the resource fields are ignored.
+    pub path: String,
+}
+
+impl Attributes {
+    /// A non-resource request such as `get` on `/metrics`.
+    pub fn non_resource(user: UserInfo, verb: &str, path: &str) -> Self {
+        Self {
+            user,
+            verb: verb.to_owned(),
+            path: path.to_owned(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The answer.
@@ -115,7 +130,7 @@ impl SubjectAccessReviewAuthorizer {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect::<BTreeMap<_, _>>()
                 }),
-                resource_attributes: Some(ResourceAttributes {
+                resource_attributes: attrs.path.is_empty().then(|| ResourceAttributes {
                     verb: opt(&attrs.verb),
                     group: Some(attrs.group.clone()),
                     resource: opt(&attrs.resource),
@@ -123,6 +138,10 @@ impl SubjectAccessReviewAuthorizer {
                     namespace: opt(&attrs.namespace),
                     name: opt(&attrs.name),
                     ..Default::default()
+                }),
+                non_resource_attributes: (!attrs.path.is_empty()).then(|| NonResourceAttributes {
+                    path: Some(attrs.path.clone()),
+                    verb: opt(&attrs.verb),
                 }),
                 ..Default::default()
             },
@@ -189,6 +208,7 @@ mod tests {
             subresource: String::new(),
             namespace: "default".into(),
             name: "counter".into(),
+            path: String::new(),
         }
     }
 

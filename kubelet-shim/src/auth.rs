@@ -78,6 +78,7 @@ pub fn node_attributes(
         subresource: subresource.to_owned(),
         namespace: String::new(),
         name: node_name.to_owned(),
+        path: String::new(),
     }
 }
 
