@@ -319,6 +319,44 @@ fn timeout_of(query: Option<&str>) -> Result<i64, Reject> {
     }
 }
 
+/// What a `POST /checkpoint/{ns}/{pod}/{container}?timeout=S` asks for, once
+/// its path and query are decoded and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRequest {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Seconds; 0 = the runtime request timeout.
+    pub timeout: i64,
+}
+
+/// Parses and validates the path (`/checkpoint/{ns}/{pod}/{container}`,
+/// percent-encoded) and the query of a checkpoint request: a pure function of
+/// the request line, so it can be fuzzed. Wrong shapes are 404 (not the
+/// endpoint), everything else refused is 400; a name that passes is a valid
+/// DNS-1123 name and safe in a file name.
+pub fn parse_checkpoint_request(
+    path: &str,
+    query: Option<&str>,
+) -> Result<CheckpointRequest, Reject> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(Reject::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request path: longer than {MAX_PATH_BYTES} bytes"),
+        ));
+    }
+    let [namespace, pod, container] = split_target(path)?;
+    validate_target(&namespace, &pod, &container)
+        .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let timeout = timeout_of(query)?;
+    Ok(CheckpointRequest {
+        namespace,
+        pod,
+        container,
+        timeout,
+    })
+}
+
 async fn checkpoint(State(app): State<App>, req: Request) -> Response {
     // With the gate off the route does not exist, as on a kubelet.
     if !app.inner.gates.enabled(CONTAINER_CHECKPOINT) {
@@ -333,22 +371,13 @@ async fn checkpoint(State(app): State<App>, req: Request) -> Response {
     if parts.method != Method::POST {
         return method_not_allowed("POST");
     }
-    let path = parts.uri.path();
-    if path.len() > MAX_PATH_BYTES {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request path: longer than {MAX_PATH_BYTES} bytes"),
-        );
-    }
-    let [ns, pod, container] = match split_target(path) {
-        Ok(s) => s,
-        Err(reject) => return reject.into_response(),
-    };
-    if let Err(e) = validate_target(&ns, &pod, &container) {
-        return text(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    let timeout = match timeout_of(parts.uri.query()) {
-        Ok(t) => t,
+    let CheckpointRequest {
+        namespace: ns,
+        pod,
+        container,
+        timeout,
+    } = match parse_checkpoint_request(parts.uri.path(), parts.uri.query()) {
+        Ok(r) => r,
         Err(reject) => return reject.into_response(),
     };
     let target = Target {
@@ -400,6 +429,37 @@ mod tests {
         assert_eq!((a.as_str(), b.as_str(), c.as_str()), ("ns", "p/x", "c"));
         let bad = split_target("/checkpoint/ns/%ff/c").unwrap_err();
         assert_eq!(bad.code, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn request_line_parsing() {
+        let r = parse_checkpoint_request("/checkpoint/default/web/app", Some("timeout=9")).unwrap();
+        assert_eq!(
+            r,
+            CheckpointRequest {
+                namespace: "default".into(),
+                pod: "web".into(),
+                container: "app".into(),
+                timeout: 9,
+            }
+        );
+        let too_long = format!("/checkpoint/default/web/{}", "a".repeat(MAX_PATH_BYTES));
+        for (path, query, code) in [
+            ("/checkpoint/a/b", None, StatusCode::NOT_FOUND),
+            ("/checkpoint/../b/c", None, StatusCode::BAD_REQUEST),
+            (
+                "/checkpoint/a/b/c",
+                Some("timeout=-1"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (too_long.as_str(), None, StatusCode::BAD_REQUEST),
+        ] {
+            assert_eq!(
+                parse_checkpoint_request(path, query).unwrap_err().code,
+                code,
+                "{path:.40} {query:?}"
+            );
+        }
     }
 
     #[test]
