@@ -24,8 +24,9 @@ lint: ## rustfmt check + clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: setup ## unit and integration tests of every crate
-	$(CARGO) test --workspace --no-fail-fast
+unit: setup ## unit and integration tests of every crate (e2e scenarios: `make e2e`)
+	$(CARGO) test --workspace --exclude e2e --no-fail-fast
+	$(CARGO) test -p e2e --lib
 
 e2e: setup ## the end-to-end suite on the local stack (up, scenarios, down)
 	bash hack/e2e-local.sh
