@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use apiserver_lib::UserInfo;
 use apiserver_lib::authn::{
     Authenticator, RequestHeaderConfig, StaticTokensForTesting, TokenAuthenticator,
 };
@@ -41,14 +40,8 @@ pub enum Error {
     BadList { key: &'static str, reason: String },
     #[error(transparent)]
     Tls(#[from] tls::Error),
-    #[error("failed to read {path}: {source}")]
-    TokenFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: expected token,user,uid[,\"group1,group2\"]")]
-    TokenLine { path: PathBuf, line: usize },
+    #[error("--token-auth-file-for-testing: {0}")]
+    TokenFile(#[from] apiserver_lib::authn::TokenFileError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -219,63 +212,9 @@ pub fn build(
     })
 }
 
-/// Read a `--token-auth-file`-style CSV: `token,user,uid[,"g1,g2"]` per line;
-/// blank lines and lines starting with `#` are skipped.
+/// Read a `--token-auth-file`-style CSV (kube-apiserver's format).
 pub fn read_token_file(path: &Path) -> Result<StaticTokensForTesting> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::TokenFile {
-        path: path.into(),
-        source,
-    })?;
-    let mut tokens = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields = split_csv(line);
-        let bad = || Error::TokenLine {
-            path: path.into(),
-            line: i + 1,
-        };
-        if fields.len() < 3 || fields.len() > 4 || fields[0].is_empty() || fields[1].is_empty() {
-            return Err(bad());
-        }
-        let groups = fields
-            .get(3)
-            .map(|g| {
-                g.split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        tokens.insert(
-            fields[0].clone(),
-            UserInfo {
-                name: fields[1].clone(),
-                uid: fields[2].clone(),
-                groups,
-                extra: BTreeMap::new(),
-            },
-        );
-    }
-    Ok(StaticTokensForTesting { tokens })
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_owned()),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur.trim().to_owned());
-    out
+    Ok(StaticTokensForTesting::load(path)?)
 }
 
 #[cfg(test)]
@@ -412,7 +351,7 @@ mod tests {
         assert_eq!(
             read_token_file(f.path()).unwrap_err().to_string(),
             format!(
-                "{}:1: expected token,user,uid[,\"group1,group2\"]",
+                "--token-auth-file-for-testing: {}:1: token file must have at least 3 columns (token, user name, user uid), found 1",
                 f.path().display()
             )
         );

@@ -7,6 +7,7 @@
 //! `X-Remote-User` without one authenticates nobody.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -298,6 +299,108 @@ pub struct StaticTokensForTesting {
     pub tokens: BTreeMap<String, UserInfo>,
 }
 
+/// A `--token-auth-file` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Split one CSV record (double quotes group, `""` is a quote).
+fn csv_fields(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if cur.is_empty() => quoted = true,
+            (',', false) => fields.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+impl StaticTokensForTesting {
+    /// Parse kube-apiserver's `--token-auth-file` format
+    /// (`k8s.io/apiserver/plugin/pkg/authenticator/token/tokenfile`):
+    /// `token,user,uid[,"group1,group2"]` per line, `#` lines are comments.
+    /// `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> std::result::Result<Self, TokenFileError> {
+        let mut tokens = BTreeMap::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |reason: String| TokenFileError::Line {
+                path: origin.into(),
+                line: i + 1,
+                reason,
+            };
+            let fields = csv_fields(line).map_err(err)?;
+            if fields.len() < 3 {
+                return Err(err(format!(
+                    "token file must have at least 3 columns (token, user name, user uid), found {}",
+                    fields.len()
+                )));
+            }
+            let token = fields[0].trim().to_owned();
+            let name = fields[1].trim().to_owned();
+            if token.is_empty() || name.is_empty() {
+                return Err(err("empty token or user name".into()));
+            }
+            let groups = fields
+                .get(3)
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let user = UserInfo {
+                name,
+                uid: fields[2].trim().to_owned(),
+                groups,
+                extra: BTreeMap::new(),
+            };
+            tokens.insert(token, user);
+        }
+        Ok(Self { tokens })
+    }
+
+    /// Read and parse a token file.
+    pub fn load(path: &Path) -> std::result::Result<Self, TokenFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
 impl TokenAuthenticator for StaticTokensForTesting {
     fn authenticate_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<UserInfo>>> {
         let found = self.tokens.get(token).cloned();
@@ -319,6 +422,32 @@ mod tests {
         assert_eq!(bearer_token(&h), None);
         h.insert(http::header::AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer_token(&h), None);
+    }
+
+    #[test]
+    fn token_file_in_kube_format() {
+        let t = StaticTokensForTesting::parse(
+            "# comment\nabc,alice,1001,\"devs,ops\"\nxyz,bob,1002\n\n",
+            Path::new("tokens.csv"),
+        )
+        .unwrap();
+        let a = &t.tokens["abc"];
+        assert_eq!((a.name.as_str(), a.uid.as_str()), ("alice", "1001"));
+        assert_eq!(a.groups, vec!["devs".to_string(), "ops".to_string()]);
+        assert!(t.tokens["xyz"].groups.is_empty());
+        let e = StaticTokensForTesting::parse("onlytoken,user\n", Path::new("t.csv")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.csv:1: token file must have at least 3 columns (token, user name, user uid), found 2"
+        );
+        let e = StaticTokensForTesting::parse(",alice,1\n", Path::new("t.csv")).unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:1: empty token or user name");
+        let e = StaticTokensForTesting::parse("a,b,c,\"open\n", Path::new("t.csv")).unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:1: unterminated quoted field");
+        assert!(matches!(
+            StaticTokensForTesting::load(Path::new("/nonexistent/tokens.csv")),
+            Err(TokenFileError::Read { .. })
+        ));
     }
 
     #[test]

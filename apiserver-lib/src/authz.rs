@@ -143,7 +143,6 @@ impl SubjectAccessReviewAuthorizer {
                     path: Some(attrs.path.clone()),
                     verb: opt(&attrs.verb),
                 }),
-                ..Default::default()
             },
             ..Default::default()
         }

@@ -3,7 +3,6 @@
 //! certificates, bearer tokens through TokenReview, SubjectAccessReview for
 //! `nodes/<subresource>` of this node; plus the bypasses named for testing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,18 +24,8 @@ pub const SAR_DENY_TTL: Duration = Duration::from_secs(30);
 pub enum Error {
     #[error("failed to load --client-ca-file: {0}")]
     ClientCa(#[source] apiserver_lib::tls::Error),
-    #[error("failed to read {path}: {source}")]
-    ReadTokens {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {reason}")]
-    TokenLine {
-        path: PathBuf,
-        line: usize,
-        reason: &'static str,
-    },
+    #[error("--token-auth-file-for-testing: {0}")]
+    Tokens(#[from] apiserver_lib::authn::TokenFileError),
     #[error("failed to read --kubeconfig {path}: {source}")]
     Kubeconfig {
         path: PathBuf,
@@ -80,47 +69,6 @@ pub fn node_attributes(
         name: node_name.to_owned(),
         path: String::new(),
     }
-}
-
-/// Parses a kube-apiserver `--token-auth-file`: `token,user,uid[,"g1,g2"]` per line.
-pub fn parse_token_file(path: &Path, text: &str) -> Result<StaticTokensForTesting> {
-    let mut tokens = BTreeMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |reason| Error::TokenLine {
-            path: path.to_owned(),
-            line: i + 1,
-            reason,
-        };
-        let mut parts = line.splitn(4, ',');
-        let token = parts.next().unwrap_or_default().trim();
-        let user = parts.next().unwrap_or_default().trim();
-        let uid = parts.next().map(str::trim).unwrap_or_default();
-        if token.is_empty() || user.is_empty() {
-            return Err(err("want token,user,uid[,\"group1,group2\"]"));
-        }
-        let groups = match parts.next().map(str::trim) {
-            None | Some("") => Vec::new(),
-            Some(g) => {
-                let g = g
-                    .strip_prefix('"')
-                    .and_then(|g| g.strip_suffix('"'))
-                    .unwrap_or(g);
-                g.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
-        };
-        let mut info = UserInfo::new(user, groups);
-        info.uid = uid.to_owned();
-        tokens.insert(token.to_owned(), info);
-    }
-    Ok(StaticTokensForTesting { tokens })
 }
 
 /// An API client from `--kubeconfig`, else the in-cluster service account when
@@ -173,11 +121,7 @@ pub async fn from_config(config: &Config) -> Result<(Authenticator, Arc<dyn Auth
                 file = %path.display(),
                 "--token-auth-file-for-testing: bearer tokens come from a static file, not TokenReview; never use this in production"
             );
-            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadTokens {
-                path: path.clone(),
-                source,
-            })?;
-            Some(Arc::new(parse_token_file(path, &text)?))
+            Some(Arc::new(StaticTokensForTesting::load(path)?))
         }
         None => match &client {
             Some(c) => Some(Arc::new(TokenReviewAuthenticator::new(
@@ -228,20 +172,6 @@ pub async fn from_config(config: &Config) -> Result<(Authenticator, Arc<dyn Auth
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_file() {
-        let text = "# comment\nabc,alice,1\n\ndef,bob,2,\"dev,ops\"\n";
-        let t = parse_token_file(Path::new("t.csv"), text).unwrap();
-        assert_eq!(t.tokens["abc"].name, "alice");
-        assert_eq!(t.tokens["abc"].uid, "1");
-        assert_eq!(t.tokens["def"].groups, vec!["dev", "ops"]);
-        let err = parse_token_file(Path::new("t.csv"), "onlytoken\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv:1: want token,user,uid[,\"group1,group2\"]"
-        );
-    }
 
     #[test]
     fn verbs_follow_the_kubelet() {

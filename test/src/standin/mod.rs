@@ -44,7 +44,6 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
-pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -68,7 +67,7 @@ pub enum Error {
     #[error(transparent)]
     Tls(#[from] tls::Error),
     #[error(transparent)]
-    Tokens(#[from] tokens::Error),
+    Tokens(#[from] apiserver_lib::authn::TokenFileError),
     #[error(transparent)]
     Objects(#[from] store::Error),
     #[error(transparent)]
@@ -225,9 +224,10 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
         &pki.dir.join("client-ca.crt"),
     )?;
     let token = match &config.token_auth_file {
-        Some(path) => {
-            Some(Arc::new(tokens::load(path)?) as Arc<dyn apiserver_lib::authn::TokenAuthenticator>)
-        }
+        Some(path) => Some(
+            Arc::new(apiserver_lib::authn::StaticTokensForTesting::load(path)?)
+                as Arc<dyn apiserver_lib::authn::TokenAuthenticator>,
+        ),
         None => None,
     };
     let authn = Authenticator {
