@@ -8,6 +8,8 @@
 //! * [`archive`] — checks a checkpoint archive (checkpointctl cannot be installed here).
 //! * [`fake_cri`] — an in-process fake CRI `RuntimeService` with switchable checkpoint
 //!   behaviour, served over `tokio::io::duplex` or a unix socket.
+//! * [`hostile`] — certificates that must be refused and raw HTTP/1.1 over TLS, for the
+//!   security tests.
 //!
 //! ```no_run
 //! use kcr_testkit::archive::check_archive;
@@ -46,6 +48,7 @@ pub mod archive;
 pub mod containerd;
 pub mod cri;
 pub mod fake_cri;
+pub mod hostile;
 pub mod prereq;
 pub mod standin;
 

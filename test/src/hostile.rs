@@ -1,0 +1,91 @@
+//! Helpers for the security tests of every server: certificates that must be
+//! refused (expired, not yet valid) and raw HTTP/1.1 over TLS for requests no
+//! client library would build.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver_lib::pki::{self, Ca, Pem};
+use apiserver_lib::tls::{self, ServerTrust, ServingCert};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A client certificate of `ca` for `cn` that expired ten days ago.
+pub fn expired_client(ca: &Ca, cn: &str) -> Result<Pem, pki::Error> {
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+    ca.client_valid(cn, &[], past - time::Duration::days(30), past)
+}
+
+/// A client certificate of `ca` for `cn` valid only from ten days from now.
+pub fn not_yet_valid_client(ca: &Ca, cn: &str) -> Result<Pem, pki::Error> {
+    let future = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    ca.client_valid(cn, &[], future, future + time::Duration::days(30))
+}
+
+/// Why a raw request could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("bad certificate or key: {0}")]
+    Pem(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[source] tls::Error),
+    #[error("failed to connect to 127.0.0.1:{port}: {source}")]
+    Connect {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn identity(pem: &Pem) -> Result<ServingCert, RawError> {
+    Ok(ServingCert {
+        chain: tls::parse_certs(pem.cert.as_bytes(), Path::new("client"))
+            .map_err(|e| RawError::Pem(e.to_string()))?,
+        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes())
+            .map_err(|e| RawError::Pem(e.to_string()))?,
+    })
+}
+
+/// Writes `request` as is on a new TLS connection to `127.0.0.1:port`
+/// (server name `localhost`, verified against `server_ca`), presenting
+/// `client` if given, and returns the status line of the answer (empty when
+/// the server closed without one). Waits at most 10 s.
+pub async fn raw_https_status_line(
+    port: u16,
+    server_ca: &str,
+    client: Option<&Pem>,
+    request: &[u8],
+) -> Result<String, RawError> {
+    let roots = tls::parse_certs(server_ca.as_bytes(), Path::new("server-ca"))
+        .map_err(|e| RawError::Pem(e.to_string()))?;
+    let cfg = tls::client_config(ServerTrust::Ca(roots), client.map(identity).transpose()?)
+        .map_err(RawError::Tls)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|source| RawError::Connect { port, source })?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")
+        .map_err(|e| RawError::Pem(e.to_string()))?;
+    let mut stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|source| RawError::Connect { port, source })?;
+    // The server may answer (and close) before it has read everything.
+    let _ = stream.write_all(request).await;
+    let _ = stream.flush().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
