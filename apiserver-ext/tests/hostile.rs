@@ -298,7 +298,9 @@ async fn hostile_requests_are_4xx_statuses_over_http1_and_http2() {
 async fn every_hostile_case_is_followed_by_a_good_request() {
     let stack = Stack::start(StackSetup::default()).await;
     for (i, (what, target, body, headers)) in table().into_iter().enumerate() {
-        let proto = if i % 2 == 0 {
+        // A body over the limit goes over HTTP/2: hyper's HTTP/1.1 client
+        // fails writing it once the server has answered 400 and closed.
+        let proto = if i % 2 == 0 || body.len() > 64 * 1024 {
             Proto::Http2
         } else {
             Proto::Http1

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -20,6 +20,16 @@ use tower::ServiceExt;
 
 /// How long a peer may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer may take to send a whole HTTP/1.1 request head, as
+/// kube-apiserver's `ReadHeaderTimeout` (32 s); then the connection is closed.
+/// Without it, a peer that dribbles a request head holds a connection (and a
+/// file descriptor) for ever, before any authentication. hyper also runs it
+/// while waiting for the next request on a kept-alive connection, so an idle
+/// HTTP/1.1 connection is closed after it (clients reconnect).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
+/// How often an HTTP/2 connection is pinged, and how long a ping may go
+/// unanswered before the connection is closed.
+pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// How long graceful shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,7 +52,16 @@ pub async fn serve_tls(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HTTP2_KEEP_ALIVE)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE);
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {

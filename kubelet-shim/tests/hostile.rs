@@ -382,3 +382,48 @@ async fn unauthenticated_hostile_requests_learn_nothing() {
         .await;
     shim.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    // Slowloris: a TLS connection that sends part of a request head and then
+    // nothing holds a connection (and a file descriptor) of the server for
+    // as long as it likes, without credentials, unless the server bounds the
+    // time to read a request head (`serve::HEADER_READ_TIMEOUT`, as
+    // kube-apiserver's ReadHeaderTimeout).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_fake, shim) = start().await;
+    let cfg = apiserver_lib::tls::client_config(
+        apiserver_lib::tls::ServerTrust::Ca(common::certs(&shim.server_ca.pem.cert)),
+        None,
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", shim.port))
+        .await
+        .unwrap();
+    let mut stream = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /checkpoint/default/web/app HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let limit = apiserver_lib::serve::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(10);
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= apiserver_lib::serve::HEADER_READ_TIMEOUT,
+        "cut off early: {:?}",
+        started.elapsed()
+    );
+    shim.good_request_succeeds(Proto::Http2, "a slow client")
+        .await;
+    shim.stop().await;
+}
