@@ -466,3 +466,25 @@ async fn a_good_body_with_a_json_content_type_is_accepted_and_timeout_is_not_our
     assert_eq!((code, reason.as_str()), (StatusCode::NOT_FOUND, "NotFound"));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    // Slowloris, before any authentication: the request head must arrive
+    // within `serve::HEADER_READ_TIMEOUT` or the connection is closed.
+    let stack = Stack::start(StackSetup::default()).await;
+    let timeout = apiserver_lib::serve::HEADER_READ_TIMEOUT;
+    let closed = kcr_testkit::hostile::closed_after_partial_request(
+        stack.port,
+        &stack.serving_ca.pem.cert,
+        format!("POST {GOOD} HTTP/1.1\r\nHost: localhost\r\nX-Remote-User: alice\r\n").as_bytes(),
+        timeout + std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let after = closed.expect("the connection was still open 10 s after the header timeout");
+    assert!(after >= timeout, "cut off early: {after:?}");
+    stack
+        .good_request_succeeds(Proto::Http2, "a slow client")
+        .await;
+    stack.stop().await;
+}

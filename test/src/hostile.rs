@@ -89,3 +89,36 @@ pub async fn raw_https_status_line(
     let answer = String::from_utf8_lossy(&answer);
     Ok(answer.lines().next().unwrap_or_default().to_owned())
 }
+
+/// Opens a TLS connection to `127.0.0.1:port` without a client certificate,
+/// writes `partial` (an unfinished request head) and waits, at most `limit`,
+/// for the server to close it. `Ok(Some(after))` when it closed, `Ok(None)`
+/// when it was still open at `limit` (a slowloris client would keep it).
+pub async fn closed_after_partial_request(
+    port: u16,
+    server_ca: &str,
+    partial: &[u8],
+    limit: Duration,
+) -> Result<Option<Duration>, RawError> {
+    let roots = tls::parse_certs(server_ca.as_bytes(), Path::new("server-ca"))
+        .map_err(|e| RawError::Pem(e.to_string()))?;
+    let cfg = tls::client_config(ServerTrust::Ca(roots), None).map_err(RawError::Tls)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|source| RawError::Connect { port, source })?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")
+        .map_err(|e| RawError::Pem(e.to_string()))?;
+    let mut stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|source| RawError::Connect { port, source })?;
+    let started = std::time::Instant::now();
+    let _ = stream.write_all(partial).await;
+    let _ = stream.flush().await;
+    let mut sink = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut sink)).await {
+        Ok(_) => Ok(Some(started.elapsed())),
+        Err(_) => Ok(None),
+    }
+}
