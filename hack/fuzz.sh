@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# hack/fuzz.sh [SECONDS] — build the cargo-fuzz targets in fuzz/ and run each
-# for SECONDS (default 60), one after the other. Exits non-zero if any target
+# hack/fuzz.sh [SECONDS] [TARGET...] — build the cargo-fuzz targets in fuzz/
+# and run each (or the TARGETs named) for SECONDS (default 60), one after the
+# other. Exits non-zero if any target
 # finds a crash (the input is kept under fuzz/artifacts/<target>/) or fails
 # to build or run. Prints one line per target:
 #     fuzz <target> executions=<N> crashes=<0|1> seconds=<S>
@@ -19,6 +20,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="${ROOT}/fuzz"
 PER_TARGET="${1:-60}"
+shift $(( $# > 0 ? 1 : 0 ))
+ONLY=("$@")
 CARGO_FUZZ_VERSION="0.13.1"
 SANITIZER="${FUZZ_SANITIZER:-none}"
 MAX_LEN="${FUZZ_MAX_LEN:-8192}"
@@ -26,7 +29,7 @@ MAX_LEN="${FUZZ_MAX_LEN:-8192}"
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 1; }
 
-[[ "$PER_TARGET" =~ ^[1-9][0-9]*$ ]] || die "usage: hack/fuzz.sh [SECONDS] (a positive whole number, got '${PER_TARGET}')"
+[[ "$PER_TARGET" =~ ^[1-9][0-9]*$ ]] || die "usage: hack/fuzz.sh [SECONDS] [TARGET...] (SECONDS a positive whole number, got '${PER_TARGET}')"
 command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
 
 export RUSTC_BOOTSTRAP=1
@@ -58,6 +61,12 @@ cargo fuzz build "${BUILD_FLAGS[@]}"
 
 mapfile -t TARGETS < <(cargo fuzz list)
 [ "${#TARGETS[@]}" -gt 0 ] || die "cargo fuzz list found no targets in ${FUZZ}"
+if [ "${#ONLY[@]}" -gt 0 ]; then
+  for t in "${ONLY[@]}"; do
+    printf '%s\n' "${TARGETS[@]}" | grep -qx -- "$t" || die "no fuzz target named ${t} (have: ${TARGETS[*]})"
+  done
+  TARGETS=("${ONLY[@]}")
+fi
 
 LOGS="${FUZZ}/artifacts/logs"
 mkdir -p "$LOGS"

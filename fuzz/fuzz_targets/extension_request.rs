@@ -1,0 +1,229 @@
+//! checkpoint-apiserver's whole request handling in process: its router
+//! (`Server::router`) with the routes, percent-decoding, name validation,
+//! query and body options, in front of fakes (one pod `default/web` with
+//! container `app` on `node-1`; a node that always succeeds; a token for an
+//! allowed user). Input: `[METHOD ]TARGET\nBODY`.
+//!
+//! Invariants: nothing panics; no 5xx (with these fakes only the request can
+//! be at fault); every failure of the API (all but health and metrics, which
+//! are plain text) is a `metav1.Status` whose code is the HTTP code; whatever reaches the node has valid names, a timeout within
+//! `0..=3600` and a well-formed node URL.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use api_types::k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStatus, DaemonEndpoint, Node,
+    NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod, PodSpec, PodStatus,
+};
+use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use apiserver_ext::concurrency::NodeLimiter;
+use apiserver_ext::events::{EventRecorder, PodEvent};
+use apiserver_ext::lookup::FakeClusterReader;
+use apiserver_ext::metrics::Metrics;
+use apiserver_ext::node::{CheckpointCall, Error as NodeError, NodeClient};
+use apiserver_ext::{App, Config, Server, Settings};
+use apiserver_lib::UserInfo;
+use apiserver_lib::authn::{Authenticator, StaticTokensForTesting};
+use apiserver_lib::authz::StaticAuthorizerForTesting;
+use apiserver_lib::tls::{self, ServingCert};
+use axum::Router;
+use http_body_util::BodyExt;
+use libfuzzer_sys::fuzz_target;
+use tower::ServiceExt;
+
+/// Discards events (the fuzzer makes millions).
+#[derive(Debug)]
+struct NoEvents;
+
+impl EventRecorder for NoEvents {
+    fn record(&self, _: PodEvent) {}
+}
+
+/// A node that checks what it is asked and always succeeds.
+#[derive(Debug)]
+struct CheckingNode;
+
+impl NodeClient for CheckingNode {
+    fn checkpoint<'a>(
+        &'a self,
+        call: &'a CheckpointCall,
+    ) -> Pin<Box<dyn Future<Output = Result<String, NodeError>> + Send + 'a>> {
+        assert!(
+            api_types::validation::validate_target(&call.namespace, &call.pod, &call.container)
+                .is_ok(),
+            "{call:?}"
+        );
+        assert!((0..=api_types::MAX_TIMEOUT_SECONDS).contains(&call.timeout_seconds));
+        let url = call.url().expect("a node URL");
+        assert!(!url.contains(".."), "{url}");
+        Box::pin(async move {
+            Ok(format!(
+                "/var/lib/kubelet/checkpoints/checkpoint-{}_{}-{}-2026-11-27T07:30:00Z.tar",
+                call.pod, call.namespace, call.container
+            ))
+        })
+    }
+}
+
+fn pod() -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("default".into()),
+            uid: Some("uid-web".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some("node-1".into()),
+            containers: vec![Container {
+                name: "app".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "app".into(),
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn node() -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some("node-1".into()),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: "127.0.0.1".into(),
+            }]),
+            daemon_endpoints: Some(NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn setup() -> (tokio::runtime::Runtime, Router) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut tokens = StaticTokensForTesting {
+        tokens: BTreeMap::new(),
+    };
+    tokens
+        .tokens
+        .insert("t".into(), UserInfo::new("alice", vec![]));
+    let app = App {
+        settings: Settings::with_gate(true),
+        authn: Authenticator {
+            request_header: None,
+            client_ca: None,
+            token: Some(Arc::new(tokens)),
+        },
+        authz: Arc::new(StaticAuthorizerForTesting {
+            users: vec!["alice".into()],
+            groups: vec![],
+        }),
+        cluster: Arc::new(FakeClusterReader::new().with_pod(pod()).with_node(node())),
+        nodes: Arc::new(CheckingNode),
+        events: Arc::new(NoEvents),
+        metrics: Arc::new(Metrics::new()),
+        limiter: Arc::new(NodeLimiter::new(2)),
+    };
+    let (cert, key) = tls::generate_self_signed(&[]).expect("a certificate");
+    let serving = ServingCert {
+        chain: tls::parse_certs(cert.as_bytes(), std::path::Path::new("fuzz")).expect("cert"),
+        key: {
+            use rustls::pki_types::PrivateKeyDer;
+            use rustls::pki_types::pem::PemObject;
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key")
+        },
+    };
+    let config = Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        tls: tls::server_config(serving, &[]).expect("TLS"),
+        app,
+    };
+    let router = Server::new(config).router();
+    (runtime, router)
+}
+
+static STATE: OnceLock<(tokio::runtime::Runtime, Router)> = OnceLock::new();
+
+// Not HEAD: its answers carry no body, so no Status to check.
+const METHODS: [&str; 5] = ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+fuzz_target!(|data: &[u8]| {
+    let (runtime, router) = STATE.get_or_init(setup);
+    let (line, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let mut method = http::Method::POST;
+    let mut target = line;
+    for m in METHODS {
+        if let Some(rest) = line.strip_prefix(format!("{m} ").as_bytes()) {
+            method = http::Method::from_bytes(m.as_bytes()).expect("method");
+            target = rest;
+        }
+    }
+    let Ok(uri) = http::Uri::try_from(target) else {
+        return;
+    };
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return;
+    }
+    let path = uri.path().to_owned();
+    let Ok(req) = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", "Bearer t")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_vec()))
+    else {
+        return;
+    };
+    let (code, bytes) = runtime.block_on(async {
+        let resp = router.clone().oneshot(req).await.expect("infallible");
+        let code = resp.status();
+        let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
+        (code, bytes)
+    });
+    assert!(
+        !code.is_server_error(),
+        "{code}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The API answers with Status objects; health and metrics are plain text.
+    let plain = ["/healthz", "/livez", "/readyz", "/metrics"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if code.is_client_error() && !plain {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{code} is not a Status ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert_eq!(v["kind"], "Status");
+        assert_eq!(v["code"].as_u64(), Some(u64::from(code.as_u16())));
+    }
+});
