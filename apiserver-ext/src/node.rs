@@ -87,6 +87,13 @@ pub enum Error {
         "checkpoint-apiserver is not authorised on node {node}: grant create on nodes/checkpoint (kubelet ≥1.30) or nodes/proxy (older kubelets)"
     )]
     NotAuthorised { node: String, code: u16 },
+    /// The node refused with 409: the container is not running, or a
+    /// checkpoint of it is already in progress there.
+    #[error("node {node}: {message}")]
+    Conflict { node: String, message: String },
+    /// The node refused with 429: its own limit of checkpoints in flight.
+    #[error("node {node} is busy: {message}")]
+    Busy { node: String, message: String },
     #[error("node {node}: {message}")]
     Runtime { node: String, message: String },
     #[error("node {node}: the runtime timed out: {message}")]
@@ -119,7 +126,10 @@ impl Error {
         let message = self.to_string();
         match self {
             Error::NotServed { .. } => status::not_found(message),
-            Error::Gone { .. } => status::failure(api_types::StatusReason::Conflict, message, None),
+            Error::Gone { .. } | Error::Conflict { .. } => {
+                status::failure(api_types::StatusReason::Conflict, message, None)
+            }
+            Error::Busy { .. } => status::service_unavailable(message),
             Error::NotAuthorised { .. }
             | Error::Runtime { .. }
             | Error::Unexpected { .. }
@@ -169,6 +179,14 @@ pub fn map_answer(node: &str, code: u16, body: &[u8]) -> Result<String> {
             }
         }
         401 | 403 => Err(Error::NotAuthorised { node, code }),
+        409 => Err(Error::Conflict {
+            node,
+            message: text(),
+        }),
+        429 => Err(Error::Busy {
+            node,
+            message: text(),
+        }),
         500 => {
             let message = text();
             let lower = message.to_ascii_lowercase();
@@ -450,6 +468,8 @@ mod tests {
             (403, b"Forbidden (user=x, verb=create, resource=nodes, subresource(s)=[checkpoint])", 500, "checkpoint-apiserver is not authorised on node n1: grant create on nodes/checkpoint (kubelet ≥1.30) or nodes/proxy (older kubelets)"),
             (500, b"checkpointing of ns/p/app failed (rpc error: code = Unknown desc = CRIU failed)\n", 500, "node n1: checkpointing of ns/p/app failed (rpc error: code = Unknown desc = CRIU failed)"),
             (500, b"checkpointing of ns/p/app failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)", 504, "node n1: the runtime timed out: checkpointing of ns/p/app failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)"),
+            (409, b"a checkpoint of ns/p/app is already in progress; concurrent checkpoints of one container are refused", 409, "node n1: a checkpoint of ns/p/app is already in progress; concurrent checkpoints of one container are refused"),
+            (429, b"too many checkpoints in progress on this node (at most 4); retry later", 503, "node n1 is busy: too many checkpoints in progress on this node (at most 4); retry later"),
             (405, b"Method Not Allowed", 500, "node n1 answered HTTP 405: Method Not Allowed"),
         ];
         for (code, body, want_code, want_msg) in table {
