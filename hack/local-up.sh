@@ -25,7 +25,12 @@ for port in "$KCR_APISERVER_PORT" "$KCR_EXTENSION_PORT" "$KCR_SHIM_PORT" "$KCR_S
 done
 
 log "building the binaries"
-( cd "$ROOT" && cargo build --quiet --workspace --bins )
+case "$KCR_PROFILE" in
+  debug) profile_flag=() ;;
+  release) profile_flag=(--release) ;;
+  *) die "KCR_PROFILE must be debug or release, got '$KCR_PROFILE'" ;;
+esac
+( cd "$ROOT" && cargo build --quiet --workspace --bins "${profile_flag[@]}" )
 
 rm -rf "$LOCAL/pids" "$LOCAL/cmd" "$LOCAL/kubelet" "$LOCAL/kubelet-slow"
 mkdir -p "$LOCAL"/{logs,pids,cmd,pki}

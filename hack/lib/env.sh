@@ -2,7 +2,9 @@
 # shellcheck disable=SC2034
 : "${ROOT:?}"
 LOCAL="${KCR_LOCAL_DIR:-$ROOT/.local}"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+# KCR_PROFILE=release runs the stack from release binaries (hack/bench.sh).
+KCR_PROFILE="${KCR_PROFILE:-debug}"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$KCR_PROFILE"
 KCR_APISERVER_PORT="${KCR_APISERVER_PORT:-16443}"
 KCR_EXTENSION_PORT="${KCR_EXTENSION_PORT:-18443}"
 KCR_SHIM_PORT="${KCR_SHIM_PORT:-10350}"
