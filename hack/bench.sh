@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# hack/bench.sh — the performance measurements of issue 7 (`make bench`).
+#
+# Builds release once, brings up its own local stack from the release binaries
+# in $KCR_LOCAL_DIR (default .local/bench) on ports of its own (26443, 28443,
+# 20350, 20351 — never those of a dev or CI stack), runs kcr-bench, and tears
+# the stack down (trap). Each ratio is printed on its own line as
+# `ratio NAME VALUE`, after the raw figures. Both sides of a ratio run
+# interleaved (ABBA) in the same run; medians are reported.
+#
+#   1. control   kubectl checkpoint slow  vs  kubectl get pod slow  (fake CRI, instant)
+#                + the plugin alone and kubectl-checkpoint --version
+#   2. real      kubectl checkpoint of a container holding 256 MiB  vs  CRI
+#                CheckpointContainer of the same container (cri-pod checkpoint)
+#   3. load      bursts of 500 concurrent checkpoint requests across 50 pods straight
+#                to checkpoint-apiserver (HTTP/1.1, then HTTP/2); peak RSS (VmHWM)
+#                of checkpoint-apiserver and checkpoint-shim
+#
+# Knobs: KCR_BENCH_ONLY="control real load" (a subset), KCR_BENCH_CONTROL_ITERATIONS
+# (60), KCR_BENCH_REAL_ITERATIONS (12), KCR_BENCH_LOAD_ROUNDS (5),
+# KCR_BENCH_LOAD_REQUESTS (500), KCR_BENCH_LOAD_PODS (50).
+# The figures are also written to $KCR_LOCAL_DIR/results.txt.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export KCR_PROFILE=release
+export KCR_LOCAL_DIR="${KCR_LOCAL_DIR:-$ROOT/.local/bench}"
+export KCR_APISERVER_PORT="${KCR_BENCH_APISERVER_PORT:-26443}"
+export KCR_EXTENSION_PORT="${KCR_BENCH_EXTENSION_PORT:-28443}"
+export KCR_SHIM_PORT="${KCR_BENCH_SHIM_PORT:-20350}"
+export KCR_SLOW_SHIM_PORT="${KCR_BENCH_SLOW_SHIM_PORT:-20351}"
+# shellcheck source=hack/lib/env.sh
+source "$ROOT/hack/lib/env.sh"
+
+ONLY="${KCR_BENCH_ONLY:-control real load}"
+CONTROL_ITERATIONS="${KCR_BENCH_CONTROL_ITERATIONS:-60}"
+REAL_ITERATIONS="${KCR_BENCH_REAL_ITERATIONS:-12}"
+LOAD_ROUNDS="${KCR_BENCH_LOAD_ROUNDS:-5}"
+LOAD_REQUESTS="${KCR_BENCH_LOAD_REQUESTS:-500}"
+LOAD_PODS="${KCR_BENCH_LOAD_PODS:-50}"
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+bench() { printf '[bench] %s\n' "$*" >&2; }
+
+status=1
+finish() {
+  if [ "$status" != 0 ]; then
+    for f in "$LOCAL"/logs/*.log; do
+      [ -e "$f" ] || continue
+      echo "===== tail of $f" >&2
+      tail -n 20 "$f" >&2
+    done
+    bench "FAILED; logs kept in $LOCAL/logs"
+  fi
+  "$ROOT/hack/local-down.sh" || true
+  rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoints"
+}
+trap finish EXIT
+
+if proc_running standin; then "$ROOT/hack/local-down.sh"; fi
+rm -rf "$LOCAL"
+"$ROOT/hack/local-up.sh" # builds the release binaries (KCR_PROFILE=release)
+
+export PATH="$BIN:$PATH" # kubectl finds the release kubectl-checkpoint
+ALICE="$LOCAL/alice.kubeconfig"
+RESULTS="$LOCAL/results.txt"
+# The real kubectl binary, not google-cloud-sdk's `kubectl` dispatcher (which
+# execs kubectl.1.NN and adds ~10 ms to every run): KCR_BENCH_KUBECTL overrides.
+KUBECTL="${KCR_BENCH_KUBECTL:-}"
+if [ -z "$KUBECTL" ]; then
+  KUBECTL="$(ls -1 "$(dirname "$(readlink -f "$(command -v kubectl)")")"/kubectl.1.* 2>/dev/null | sort -V | tail -n1)"
+  KUBECTL="${KUBECTL:-$(command -v kubectl)}"
+fi
+{
+  echo "# kcr-bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "# $KUBECTL ($("$KUBECTL" version --client 2>/dev/null | head -n1)), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+} | tee "$RESULTS"
+# kubectl keeps its discovery cache under $HOME/.kube/cache: one of our own.
+export HOME="$LOCAL/home"
+mkdir -p "$HOME"
+
+# ---------------------------------------------------------------- 1. control path
+if wants control; then
+  echo instant >"$LOCAL/fake-cri.mode"
+  bench "control path: $CONTROL_ITERATIONS rounds"
+  "$BIN/kcr-bench" control --kubectl "$KUBECTL" --plugin "$BIN/kubectl-checkpoint" \
+    --kubeconfig "$ALICE" --pod slow --iterations "$CONTROL_ITERATIONS" | tee -a "$RESULTS"
+fi
+
+# ---------------------------------------------------------------- 2. real checkpoint
+if wants real; then
+  # Pod `mem` on node-local: the Pod object as local-ctl.sh makes it, then its
+  # container replaced by one holding 256 MiB: busybox awk doubles a string to
+  # 2^28 bytes (every byte written) and keeps it while sleeping.
+  echo '{"namespace":"default","name":"mem","containers":["app"]}' | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
+  uid="$(admin_kubectl get pod mem -o jsonpath='{.metadata.uid}')"
+  "$BIN/cri-pod" rm --socket "$CONTAINERD_SOCK" --namespace default --name mem >/dev/null
+  "$BIN/cri-pod" run --socket "$CONTAINERD_SOCK" --namespace default --name mem --uid "$uid" \
+    --container app --command awk \
+    'BEGIN { tag = "kcr_bench_mem"; s = "x"; while (length(s) < 268435456) s = s s; print tag, length(s); while (1) system("sleep 3600") }' >/dev/null
+  bench "real checkpoint: $REAL_ITERATIONS rounds of a 256 MiB container"
+  "$BIN/kcr-bench" real --kubectl "$KUBECTL" --kubeconfig "$ALICE" --pod mem --container app \
+    --cri-pod "$BIN/cri-pod" --socket "$CONTAINERD_SOCK" --out-dir "$LOCAL/archives" \
+    --rss-marker kcr_bench_mem --min-rss-mib 250 --iterations "$REAL_ITERATIONS" | tee -a "$RESULTS"
+  "$ROOT/hack/local-ctl.sh" pod-delete default mem
+fi
+
+# ---------------------------------------------------------------- 3. load
+if wants load; then
+  echo instant >"$LOCAL/fake-cri.mode"
+  bench "load: creating $LOAD_PODS pods on node-slow"
+  for i in $(seq 0 $((LOAD_PODS - 1))); do
+    printf '{"namespace":"default","name":"load-%d","containers":["app"],"node":"node-slow"}' "$i" \
+      | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
+  done
+  for proto in "" --http2; do
+    bench "load: $LOAD_ROUNDS bursts of $LOAD_REQUESTS concurrent requests ${proto:-(HTTP/1.1)}"
+    # shellcheck disable=SC2086 # $proto is one flag or nothing
+    "$BIN/kcr-bench" load $proto --url "https://127.0.0.1:$KCR_EXTENSION_PORT" \
+      --ca "$LOCAL/pki/extension-ca.crt" \
+      --cert "$LOCAL/pki/apiserver/front-proxy-client.crt" \
+      --key "$LOCAL/pki/apiserver/front-proxy-client.key" \
+      --pods "$LOAD_PODS" --requests "$LOAD_REQUESTS" --rounds "$LOAD_ROUNDS" | tee -a "$RESULTS"
+  done
+  # TCP connections checkpoint-apiserver holds to the API server after the bursts.
+  ext_pid="$(cat "$LOCAL/pids/extension")"
+  echo "load extension_connections_to_apiserver=$(ss -tnpH state established "( dport = :$KCR_APISERVER_PORT )" | grep -c "pid=$ext_pid," || true)" | tee -a "$RESULTS"
+fi
+
+# Peak RSS over the whole run (every phase above).
+"$BIN/kcr-bench" rss --pids-dir "$LOCAL/pids" \
+  --limit extension=64 --limit shim=32 --limit shim-slow=32 | tee -a "$RESULTS"
+
+bench "figures written to $RESULTS"
+status=0
