@@ -155,15 +155,57 @@ async fn authorize(app: &App, user: UserInfo, namespace: &str, pod: &str) -> Res
     }
 }
 
+/// How long a request body may take to arrive.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn options(app: &App, parts: &Parts, body: Body) -> Result<PodCheckpointOptions, Status> {
     let max = app.settings.max_timeout_seconds;
     let limit = app.settings.max_request_body_bytes;
     let bad = |e: OptionsError| status::bad_request(e.to_string());
     let query =
         PodCheckpointOptions::from_query(parts.uri.query().unwrap_or(""), max).map_err(bad)?;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        status::bad_request(format!("the request body is larger than {limit} bytes"))
-    })?;
+    let too_large =
+        || status::bad_request(format!("the request body is larger than {limit} bytes"));
+    // A declared length over the limit is refused before anything is read.
+    if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH)
+        && len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_none_or(|l| l > limit as u64)
+    {
+        return Err(too_large());
+    }
+    // The body must arrive in time: a caller may not hold the request open.
+    let bytes =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => return Err(too_large()),
+            Err(_) => {
+                return Err(status::bad_request(format!(
+                    "the request body was not received within {}s",
+                    BODY_READ_TIMEOUT.as_secs()
+                )));
+            }
+        };
+    // Options in a body are JSON (kube-apiserver would answer 415 to others).
+    if !bytes.iter().all(u8::is_ascii_whitespace)
+        && let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE)
+    {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Err(status::bad_request(format!(
+                "unsupported content type {}: send PodCheckpointOptions as application/json",
+                api_types::validation::quote_for_message(media)
+            )));
+        }
+    }
     let body = PodCheckpointOptions::from_body(&bytes).map_err(bad)?;
     let opts = PodCheckpointOptions::merge(query, body).map_err(bad)?;
     opts.validate(max).map_err(bad)?;

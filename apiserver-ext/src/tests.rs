@@ -802,6 +802,86 @@ async fn request_bodies_are_size_limited() {
         "the request body is larger than 65536 bytes"
     );
     insta::assert_json_snapshot!("status_body_too_large", body);
+
+    // A declared Content-Length over the limit is refused before reading.
+    let path = format!("{BASE}/ns/pods/single/checkpoint");
+    for declared in ["1000000000", "-1", "not-a-number"] {
+        let (code, _, raw) = h
+            .send(
+                As::Proxy("alice", vec![]),
+                Method::POST,
+                &path,
+                b"",
+                &[("Content-Length", declared)],
+            )
+            .await;
+        let body: Value = serde_json::from_slice(&raw).unwrap();
+        assert_status(code, &body, 400, "BadRequest");
+        assert_eq!(
+            body["message"], "the request body is larger than 65536 bytes",
+            "{declared}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn option_bodies_must_be_json() {
+    let h = harness(true);
+    let path = format!("{BASE}/ns/pods/single/checkpoint");
+    let json = br#"{"container":"app"}"#;
+    for ct in [
+        "text/plain",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+        "application/x-www-form-urlencoded",
+    ] {
+        let (code, _, raw) = h
+            .send(
+                As::Proxy("alice", vec![]),
+                Method::POST,
+                &path,
+                json,
+                &[("Content-Type", ct)],
+            )
+            .await;
+        let body: Value = serde_json::from_slice(&raw).unwrap();
+        assert_status(code, &body, 400, "BadRequest");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("unsupported content type"),
+            "{ct}: {body}"
+        );
+    }
+    for ct in ["application/json", "application/json; charset=utf-8"] {
+        let (code, _, raw) = h
+            .send(
+                As::Proxy("alice", vec![]),
+                Method::POST,
+                &path,
+                json,
+                &[("Content-Type", ct)],
+            )
+            .await;
+        assert_eq!(
+            code,
+            StatusCode::OK,
+            "{ct}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    // no body: the content type does not matter (clients send one anyway)
+    let (code, _, _) = h
+        .send(
+            As::Proxy("alice", vec![]),
+            Method::POST,
+            &path,
+            b"",
+            &[("Content-Type", "text/plain")],
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
 }
 
 #[tokio::test]
