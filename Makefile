@@ -1,12 +1,12 @@
 # kubectl-checkpoint — the one entry point.
 #   make demo    bring up the local stack and checkpoint a running container
-#   make test    everything CI runs: setup, lint, unit + integration tests, e2e
+#   make test    everything CI runs: setup, lint, unit + integration tests, e2e, fuzz (60 s a target)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build lint fmt unit test e2e demo down bench clean
+.PHONY: help setup build lint fmt unit test e2e fuzz demo down bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,10 @@ unit: setup ## unit and integration tests of every crate (e2e scenarios: `make e
 e2e: setup ## the end-to-end suite on the local stack (up, scenarios, down)
 	bash hack/e2e-local.sh
 
-test: setup lint unit e2e ## what CI runs
+fuzz: setup ## every cargo-fuzz target for 60 s (hack/fuzz.sh 600 for the long run)
+	bash hack/fuzz.sh 60
+
+test: setup lint unit e2e fuzz ## what CI runs
 
 demo: setup ## local stack + `kubectl checkpoint counter` + the archive
 	bash hack/demo.sh
