@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use api_types::features::{APISERVER_GATES, FeatureGates};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::target::AddressType;
 
@@ -23,21 +23,8 @@ pub const DEFAULT_CERT_DIR: &str = "apiserver.local.config/certificates";
 /// Default largest request body (the options object is a few dozen bytes).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
 
-/// Log format (`--logging-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoggingFormat {
-    Text,
-    Json,
-}
-
-impl From<LoggingFormat> for apiserver_lib::logging::Format {
-    fn from(f: LoggingFormat) -> Self {
-        match f {
-            LoggingFormat::Text => Self::Text,
-            LoggingFormat::Json => Self::Json,
-        }
-    }
-}
+/// Log format (`--logging-format`), shared with the other server.
+pub use apiserver_lib::logging::Format as LoggingFormat;
 
 /// An aggregated API server that checkpoints containers.
 #[derive(Debug, Clone, Parser)]

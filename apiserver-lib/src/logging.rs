@@ -2,8 +2,8 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Log format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Log format (the servers' `--logging-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
     Text,

@@ -7,28 +7,15 @@ use std::time::Duration;
 
 use api_types::features::{FeatureGates, SHIM_GATES};
 use api_types::validation::validate_node_name;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::runtime::parse_endpoint;
 
 /// Default `--container-runtime-endpoint`, as the kubelet's.
 pub const DEFAULT_RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
 
-/// Log format (`--logging-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoggingFormat {
-    Text,
-    Json,
-}
-
-impl From<LoggingFormat> for apiserver_lib::logging::Format {
-    fn from(f: LoggingFormat) -> Self {
-        match f {
-            LoggingFormat::Text => Self::Text,
-            LoggingFormat::Json => Self::Json,
-        }
-    }
-}
+/// Log format (`--logging-format`), shared with the other server.
+pub use apiserver_lib::logging::Format as LoggingFormat;
 
 /// A node agent that serves the kubelet's checkpoint API.
 #[derive(Debug, Clone, Parser)]
