@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let opts = Options::parse();
-    logging::init("info", opts.logging_format.into());
+    logging::init("info", opts.logging_format);
     opts.validated()?;
     let config = Config::from_options(&opts)
         .await

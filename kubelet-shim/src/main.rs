@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let options = Options::parse();
-    apiserver_lib::logging::init("info", options.logging_format.into());
+    apiserver_lib::logging::init("info", options.logging_format);
     let config = options.validate()?;
     tracing::info!(node = %config.node_name, gates = %config.feature_gates.to_spec(), "starting checkpoint-shim");
     let server = Server::new(config)
