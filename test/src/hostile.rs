@@ -1,6 +1,7 @@
 //! Helpers for the security tests of every server: certificates that must be
-//! refused (expired, not yet valid) and raw HTTP/1.1 over TLS for requests no
-//! client library would build.
+//! refused (expired, not yet valid), an HTTPS client for HTTP/1.1 or HTTP/2
+//! ([`https_request`]), and raw HTTP/1.1 over TLS for requests no client
+//! library would build.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -121,4 +122,84 @@ pub async fn closed_after_partial_request(
         Ok(_) => Ok(Some(started.elapsed())),
         Err(_) => Ok(None),
     }
+}
+
+/// HTTP version a request is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Http1,
+    Http2,
+}
+
+/// Both versions, for table tests.
+pub const PROTOS: [Proto; 2] = [Proto::Http1, Proto::Http2];
+
+/// One HTTPS request to `https://localhost:PORT{target}`.
+#[derive(Debug, Clone)]
+pub struct HttpsRequest<'a> {
+    pub port: u16,
+    /// CA the server's certificate is verified against (PEM).
+    pub server_ca: &'a str,
+    /// Client certificate to present, if any.
+    pub identity: Option<&'a Pem>,
+    pub proto: Proto,
+    pub method: http::Method,
+    pub target: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: Vec<u8>,
+    /// How long to wait for the whole answer.
+    pub timeout: Duration,
+}
+
+/// Send `req` on a fresh connection; the status and the body as text, or
+/// what went wrong (no answer in time, connection refused, ...).
+pub async fn https_request(req: HttpsRequest<'_>) -> Result<(http::StatusCode, String), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let roots = tls::parse_certs(req.server_ca.as_bytes(), Path::new("server CA"))
+        .map_err(|e| e.to_string())?;
+    let identity = req
+        .identity
+        .map(identity)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let cfg = tls::client_config(ServerTrust::Ca(roots), identity).map_err(|e| e.to_string())?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(cfg)
+        .https_only();
+    let https = match req.proto {
+        Proto::Http1 => https.enable_http1().build(),
+        Proto::Http2 => https.enable_http2().build(),
+    };
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(req.proto == Proto::Http2)
+        .build(https);
+    let mut builder = http::Request::builder()
+        .method(req.method)
+        .uri(format!("https://localhost:{}{}", req.port, req.target));
+    for (k, v) in req.headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder
+        .body(Full::new(bytes::Bytes::from(req.body)))
+        .map_err(|e| format!("request not buildable: {e}"))?;
+    let answer = async {
+        let resp = client
+            .request(request)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let code = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .to_bytes();
+        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(req.timeout, answer)
+        .await
+        .map_err(|_| format!("no answer within {} s", req.timeout.as_secs()))?
 }

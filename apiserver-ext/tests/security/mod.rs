@@ -15,13 +15,9 @@ use std::time::Duration;
 
 use apiserver_ext::{Config, Options, Server};
 use apiserver_lib::pki::{Ca, Pem};
-use apiserver_lib::tls::{self, ServerTrust, ServingCert};
-use bytes::Bytes;
+use apiserver_lib::tls::{self, ServingCert};
 use clap::Parser;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use kcr_testkit::fake_cri::{FakeContainer, FakeCri, UnixServer};
 use kcr_testkit::standin;
 use rustls::pki_types::pem::PemObject;
@@ -47,13 +43,8 @@ pub fn checkpoint_path(namespace: &str, pod: &str) -> String {
     format!("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Http1,
-    Http2,
-}
-
-pub const PROTOS: [Proto; 2] = [Proto::Http1, Proto::Http2];
+use kcr_testkit::hostile::{HttpsRequest, https_request};
+pub use kcr_testkit::hostile::{PROTOS, Proto};
 
 /// Who calls the extension.
 #[derive(Debug, Clone, Copy)]
@@ -326,56 +317,37 @@ impl Stack {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), String> {
-        let identity_pem = match who {
+        let identity = match who {
             Who::Proxy(_) => Some(&self.proxy),
             Who::Cert(pem) => Some(pem),
             Who::Token(_) | Who::Nobody => None,
         };
-        let cfg = tls::client_config(
-            ServerTrust::Ca(certs(&self.serving_ca.pem.cert)),
-            identity_pem.map(identity),
-        )
-        .unwrap();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(cfg)
-            .https_only();
-        let https = match proto {
-            Proto::Http1 => https.enable_http1().build(),
-            Proto::Http2 => https.enable_http2().build(),
-        };
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-            .http2_only(proto == Proto::Http2)
-            .build(https);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("https://localhost:{}{target}", self.port));
+        let bearer;
+        let mut all: Vec<(&str, &str)> = Vec::new();
         match who {
             Who::Proxy(user) => {
-                req = req
-                    .header("X-Remote-User", user)
-                    .header("X-Remote-Group", "devs");
+                all.push(("X-Remote-User", user));
+                all.push(("X-Remote-Group", "devs"));
             }
-            Who::Token(token) => req = req.header("Authorization", format!("Bearer {token}")),
+            Who::Token(token) => {
+                bearer = format!("Bearer {token}");
+                all.push(("Authorization", bearer.as_str()));
+            }
             Who::Cert(_) | Who::Nobody => {}
         }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("request not buildable: {e}"))?;
-        let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
-            .await
-            .map_err(|_| "no answer within 60 s".to_owned())?
-            .map_err(|e| format!("{e:?}"))?;
-        let code = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{e:?}"))?
-            .to_bytes();
-        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+        all.extend_from_slice(headers);
+        https_request(HttpsRequest {
+            port: self.port,
+            server_ca: &self.serving_ca.pem.cert,
+            identity,
+            proto,
+            method,
+            target,
+            headers: &all,
+            body,
+            timeout: Duration::from_secs(60),
+        })
+        .await
     }
 
     pub async fn send(

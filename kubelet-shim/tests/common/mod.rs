@@ -10,12 +10,8 @@ use std::time::Duration;
 
 use apiserver_lib::pki::{Ca, Pem};
 use apiserver_lib::tls;
-use bytes::Bytes;
 use clap::Parser;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use kubelet_shim::runtime::RuntimeService;
 use kubelet_shim::{Options, Server};
 use rustls::pki_types::pem::PemObject;
@@ -35,14 +31,8 @@ pub fn identity(pem: &Pem) -> tls::ServingCert {
     }
 }
 
-/// HTTP version a request is sent with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Http1,
-    Http2,
-}
-
-pub const PROTOS: [Proto; 2] = [Proto::Http1, Proto::Http2];
+use kcr_testkit::hostile::{HttpsRequest, https_request};
+pub use kcr_testkit::hostile::{PROTOS, Proto};
 
 /// How to start the shim.
 pub struct ShimSetup {
@@ -157,42 +147,18 @@ impl Shim {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), String> {
-        let cfg = tls::client_config(
-            tls::ServerTrust::Ca(certs(&self.server_ca.pem.cert)),
-            who.map(identity),
-        )
-        .unwrap();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(cfg)
-            .https_only();
-        let https = match proto {
-            Proto::Http1 => https.enable_http1().build(),
-            Proto::Http2 => https.enable_http2().build(),
-        };
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-            .http2_only(proto == Proto::Http2)
-            .build(https);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("https://localhost:{}{target}", self.port));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("request not buildable: {e}"))?;
-        let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-            .await
-            .map_err(|_| "no answer within 30 s".to_owned())?
-            .map_err(|e| format!("{e:?}"))?;
-        let code = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{e:?}"))?
-            .to_bytes();
-        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+        https_request(HttpsRequest {
+            port: self.port,
+            server_ca: &self.server_ca.pem.cert,
+            identity: who,
+            proto,
+            method,
+            target,
+            headers,
+            body,
+            timeout: Duration::from_secs(30),
+        })
+        .await
     }
 
     pub async fn send(
