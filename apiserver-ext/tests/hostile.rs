@@ -19,29 +19,7 @@ use security::{GOOD, PROTOS, Proto, Stack, StackSetup, Who, checkpoint_path, sta
 const NEAR_64K: usize = 64 * 1024 - 512;
 
 fn hostile_segments() -> Vec<(&'static str, String)> {
-    vec![
-        ("dot-dot", "..".into()),
-        ("dot", ".".into()),
-        ("encoded dot-dot", "%2e%2e".into()),
-        ("encoded dot-dot, upper case", "%2E%2E".into()),
-        ("encoded traversal", "%2e%2e%2f%2e%2e%2fetc".into()),
-        ("encoded slash", "%2F".into()),
-        ("name with encoded slash", "a%2Fb".into()),
-        ("dot-dot with encoded slashes", "..%2F..%2Fetc".into()),
-        ("double-encoded dot-dot", "%252e%252e".into()),
-        ("overlong UTF-8 dots", "%c0%ae%c0%ae".into()),
-        ("encoded NUL", "%00".into()),
-        ("name with encoded NUL", "a%00b".into()),
-        ("non-UTF-8", "%ff%fe".into()),
-        ("encoded newline", "a%0ab".into()),
-        ("encoded backslash", "a%5Cb".into()),
-        ("encoded space", "a%20b".into()),
-        ("upper case", "Web".into()),
-        ("unicode", "p%C3%B6d".into()),
-        ("empty", String::new()),
-        ("254 chars", "a".repeat(254)),
-        ("64 KiB", "a".repeat(NEAR_64K)),
-    ]
+    kcr_testkit::hostile::hostile_path_segments(NEAR_64K)
 }
 
 /// `(what, request target, body, headers)`.

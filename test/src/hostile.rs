@@ -203,3 +203,33 @@ pub async fn https_request(req: HttpsRequest<'_>) -> Result<(http::StatusCode, S
         .await
         .map_err(|_| format!("no answer within {} s", req.timeout.as_secs()))?
 }
+
+/// Values to put in place of one path segment (namespace, pod, container) that
+/// every server must refuse with a 4xx: traversal, encodings, NUL, non-UTF-8,
+/// case, unicode, empty and oversized names. `near_64k` is the length of the
+/// longest one (just under what the caller's URI type can carry).
+pub fn hostile_path_segments(near_64k: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("dot-dot", "..".into()),
+        ("dot", ".".into()),
+        ("encoded dot-dot", "%2e%2e".into()),
+        ("encoded dot-dot, upper case", "%2E%2E".into()),
+        ("encoded traversal", "%2e%2e%2f%2e%2e%2fetc".into()),
+        ("encoded slash", "%2F".into()),
+        ("name with encoded slash", "a%2Fb".into()),
+        ("dot-dot with encoded slashes", "..%2F..%2Fetc".into()),
+        ("double-encoded dot-dot", "%252e%252e".into()),
+        ("overlong UTF-8 dots", "%c0%ae%c0%ae".into()),
+        ("encoded NUL", "%00".into()),
+        ("name with encoded NUL", "a%00b".into()),
+        ("non-UTF-8", "%ff%fe".into()),
+        ("encoded newline", "a%0ab".into()),
+        ("encoded backslash", "a%5Cb".into()),
+        ("encoded space", "a%20b".into()),
+        ("upper case", "Web".into()),
+        ("unicode", "p%C3%B6d".into()),
+        ("empty", String::new()),
+        ("254 chars", "a".repeat(254)),
+        ("64 KiB", "a".repeat(near_64k)),
+    ]
+}
