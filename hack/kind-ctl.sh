@@ -57,10 +57,10 @@ PY
     done
     kubectl wait --for=condition=Ready nodes --all --timeout=120s >/dev/null
     ;;
-  remove-extension) kubectl delete apiservice v1alpha1.checkpoint.kcr.dev >/dev/null ;;
+  remove-extension) kubectl delete apiservice v1alpha1.subresources.checkpoint.kcr.dev >/dev/null ;;
   restore-extension)
     kubectl apply -k "$ROOT/test/kind/overlay" >/dev/null
-    kubectl wait --for=condition=Available apiservice/v1alpha1.checkpoint.kcr.dev --timeout=120s >/dev/null
+    kubectl wait --for=condition=Available apiservice/v1alpha1.subresources.checkpoint.kcr.dev --timeout=120s >/dev/null
     ;;
   *) die "unknown command '$cmd' (pod-create, pod-delete, running, extension-gate, node-gate, remove-extension, restore-extension)" ;;
 esac

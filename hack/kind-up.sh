@@ -28,7 +28,7 @@ kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
 kind load docker-image --name "$CLUSTER" kcr.dev/checkpoint-apiserver:dev kcr.dev/checkpoint-shim:dev
 kubectl apply -k "$ROOT/test/kind/overlay"
 kubectl -n kcr-system rollout status deploy/checkpoint-apiserver --timeout=180s
-kubectl wait --for=condition=Available apiservice/v1alpha1.checkpoint.kcr.dev --timeout=120s
+kubectl wait --for=condition=Available apiservice/v1alpha1.subresources.checkpoint.kcr.dev --timeout=120s
 
 # Users: alice may checkpoint, viewer may only read (service accounts + tokens).
 kubectl create namespace kcr-e2e --dry-run=client -o yaml | kubectl apply -f -

@@ -102,7 +102,7 @@ PY
     ;;
   restore-extension)
     register_extension
-    wait_until 30 "discovery of checkpoint.kcr.dev/v1alpha1" admin_kubectl get --raw /apis/checkpoint.kcr.dev/v1alpha1
+    wait_until 30 "discovery of subresources.checkpoint.kcr.dev/v1alpha1" admin_kubectl get --raw /apis/subresources.checkpoint.kcr.dev/v1alpha1
     ;;
   *)
     sed -n '2,16p' "$0" >&2

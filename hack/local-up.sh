@@ -2,7 +2,7 @@
 # hack/local-up.sh — start the local stack in the background (root; loopback only):
 #
 #   kube-apiserver-standin  127.0.0.1:$KCR_APISERVER_PORT  (plays kube-apiserver + aggregator)
-#   checkpoint-apiserver    127.0.0.1:$KCR_EXTENSION_PORT  (registered by APIService v1alpha1.checkpoint.kcr.dev)
+#   checkpoint-apiserver    127.0.0.1:$KCR_EXTENSION_PORT  (registered by APIService v1alpha1.subresources.checkpoint.kcr.dev)
 #   checkpoint-shim         127.0.0.1:$KCR_SHIM_PORT       node "node-local" → a private containerd 2.x + runc + CRIU
 #   checkpoint-shim         127.0.0.1:$KCR_SLOW_SHIM_PORT  node "node-slow"  → fake-cri in slow mode (e2e scenario 10)
 #
@@ -99,8 +99,8 @@ wait_until 30 "checkpoint-shim node-slow" curl -sfk "https://127.0.0.1:$KCR_SLOW
 start_extension true
 register_extension
 log "waiting for the aggregated API"
-wait_until 60 "discovery of checkpoint.kcr.dev/v1alpha1 through the stand-in" \
-  kubectl --kubeconfig "$ADMIN_KUBECONFIG" get --raw /apis/checkpoint.kcr.dev/v1alpha1
+wait_until 60 "discovery of subresources.checkpoint.kcr.dev/v1alpha1 through the stand-in" \
+  kubectl --kubeconfig "$ADMIN_KUBECONFIG" get --raw /apis/subresources.checkpoint.kcr.dev/v1alpha1
 
 # ---------------------------------------------------------------- demo pod
 echo '{"namespace":"default","name":"counter","containers":["app"]}' | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{API_VERSION, CONTAINER_CHECKPOINT_KIND};
+use crate::{CONTAINER_CHECKPOINT_KIND, SUBRESOURCES_API_VERSION};
 
 /// Result of checkpointing one container of one pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ impl ContainerCheckpoint {
     ) -> Self {
         let name = object_name(&spec.pod_name, &spec.container, status.completion_time.0);
         Self {
-            api_version: API_VERSION.to_owned(),
+            api_version: SUBRESOURCES_API_VERSION.to_owned(),
             kind: CONTAINER_CHECKPOINT_KIND.to_owned(),
             metadata: ObjectMeta {
                 name: Some(name),
@@ -128,7 +128,10 @@ mod tests {
         );
         assert_eq!(c.node_display(), "node-1/127.0.0.1");
         let json = serde_json::to_value(&c).unwrap();
-        assert_eq!(json["apiVersion"], "checkpoint.kcr.dev/v1alpha1");
+        assert_eq!(
+            json["apiVersion"],
+            "subresources.checkpoint.kcr.dev/v1alpha1"
+        );
         assert_eq!(
             json["spec"]["podUID"],
             "6f1c0b8e-2a1d-4a5e-9d53-0c1f0d9a4b11"

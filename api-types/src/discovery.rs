@@ -1,24 +1,27 @@
 //! Discovery documents of the aggregated group (what kube-apiserver's
-//! aggregator and kubectl read): `/apis`, `/apis/checkpoint.kcr.dev`,
-//! `/apis/checkpoint.kcr.dev/v1alpha1`.
+//! aggregator and kubectl read): `/apis`, `/apis/subresources.checkpoint.kcr.dev`,
+//! `/apis/subresources.checkpoint.kcr.dev/v1alpha1`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, GroupVersionForDiscovery,
 };
 
-use crate::{API_VERSION, CONTAINER_CHECKPOINT_KIND, GROUP, POD_CHECKPOINT_RESOURCE, VERSION};
+use crate::{
+    CONTAINER_CHECKPOINT_KIND, POD_CHECKPOINT_RESOURCE, SUBRESOURCES_API_VERSION,
+    SUBRESOURCES_GROUP, VERSION,
+};
 
 fn group_version() -> GroupVersionForDiscovery {
     GroupVersionForDiscovery {
-        group_version: API_VERSION.to_owned(),
+        group_version: SUBRESOURCES_API_VERSION.to_owned(),
         version: VERSION.to_owned(),
     }
 }
 
-/// `/apis/checkpoint.kcr.dev`
+/// `/apis/subresources.checkpoint.kcr.dev`
 pub fn api_group() -> APIGroup {
     APIGroup {
-        name: GROUP.to_owned(),
+        name: SUBRESOURCES_GROUP.to_owned(),
         preferred_version: Some(group_version()),
         server_address_by_client_cidrs: None,
         versions: vec![group_version()],
@@ -44,11 +47,11 @@ pub fn pod_checkpoint_resource() -> APIResource {
     }
 }
 
-/// `/apis/checkpoint.kcr.dev/v1alpha1`: lists `pods/checkpoint` only while
+/// `/apis/subresources.checkpoint.kcr.dev/v1alpha1`: lists `pods/checkpoint` only while
 /// the `ContainerCheckpointAPI` gate is on.
 pub fn api_resource_list(gate_on: bool) -> APIResourceList {
     APIResourceList {
-        group_version: API_VERSION.to_owned(),
+        group_version: SUBRESOURCES_API_VERSION.to_owned(),
         resources: if gate_on {
             vec![pod_checkpoint_resource()]
         } else {

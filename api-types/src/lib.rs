@@ -4,22 +4,26 @@
 //! (`kubectl-cmd`), the aggregated API server (`apiserver-ext`) and the node
 //! agent (`kubelet-shim`) agree on one definition:
 //!
-//! * the group/version constants of the aggregated API ([`GROUP`], [`VERSION`]);
+//! * the group/version constants of the aggregated API ([`SUBRESOURCES_GROUP`], [`VERSION`]);
 //! * [`PodCheckpointOptions`], the request options (mirrors the proposal's
 //!   `PodCheckpointOptions` in `k8s.io/api/core/v1`);
 //! * [`ContainerCheckpoint`], the object returned on success;
 //! * [`CheckpointResponse`], the kubelet's `{"items": [...]}` answer;
 //! * [`status`] builders for every failure `metav1.Status` of the contract;
+//! * [`duration`]: Go durations, parsed and printed once for every binary;
+//! * [`timeouts`]: the one timeout model (default, bound, nested deadlines);
 //! * [`discovery`] documents, [`features`] gates, [`validation`] of names and
 //!   timeouts, and the [`archive`] file-name rule.
 
 pub mod archive;
 pub mod checkpoint;
 pub mod discovery;
+pub mod duration;
 pub mod features;
 pub mod kubelet;
 pub mod options;
 pub mod status;
+pub mod timeouts;
 pub mod validation;
 
 pub use checkpoint::{ContainerCheckpoint, ContainerCheckpointSpec, ContainerCheckpointStatus};
@@ -31,13 +35,13 @@ pub use status::StatusReason;
 pub use k8s_openapi;
 
 /// API group served by checkpoint-apiserver (cf. `register.go` `GroupName`).
-pub const GROUP: &str = "checkpoint.kcr.dev";
-/// The only version of [`GROUP`] so far.
+pub const SUBRESOURCES_GROUP: &str = "subresources.checkpoint.kcr.dev";
+/// The only version of [`SUBRESOURCES_GROUP`] so far.
 pub const VERSION: &str = "v1alpha1";
-/// `GROUP/VERSION`, the `apiVersion` of objects in this API.
-pub const API_VERSION: &str = "checkpoint.kcr.dev/v1alpha1";
+/// `SUBRESOURCES_GROUP/VERSION`, the `apiVersion` of objects in this API.
+pub const SUBRESOURCES_API_VERSION: &str = "subresources.checkpoint.kcr.dev/v1alpha1";
 /// Name of the APIService that registers this group/version with the aggregator.
-pub const API_SERVICE_NAME: &str = "v1alpha1.checkpoint.kcr.dev";
+pub const API_SERVICE_NAME: &str = "v1alpha1.subresources.checkpoint.kcr.dev";
 /// The resource the subresource hangs off.
 pub const RESOURCE: &str = "pods";
 /// The subresource the proposal adds.
@@ -56,16 +60,15 @@ pub const DEFAULT_KUBELET_ROOT_DIR: &str = "/var/lib/kubelet";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Default port of kubelet-shim (the kubelet's is 10250).
 pub const DEFAULT_SHIM_PORT: u16 = 10350;
-/// Largest timeout a request may ask for, in seconds, unless a server lowers it.
-pub const MAX_TIMEOUT_SECONDS: i64 = 3600;
+pub use timeouts::MAX_TIMEOUT_SECONDS;
 
 /// Path of the subresource for one pod in the aggregated group:
-/// `/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`.
+/// `/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`.
 ///
 /// The caller must have validated `namespace` and `pod` (see [`validation`]);
 /// valid names never need escaping.
 pub fn pod_checkpoint_path(namespace: &str, pod: &str) -> String {
-    format!("/apis/{GROUP}/{VERSION}/namespaces/{namespace}/pods/{pod}/{SUBRESOURCE}")
+    format!("/apis/{SUBRESOURCES_GROUP}/{VERSION}/namespaces/{namespace}/pods/{pod}/{SUBRESOURCE}")
 }
 
 /// Path of the kubelet endpoint for one container: `/checkpoint/{ns}/{pod}/{container}`.
@@ -81,13 +84,16 @@ mod tests {
     fn paths_are_exact() {
         assert_eq!(
             pod_checkpoint_path("default", "counter"),
-            "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
+            "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
         );
         assert_eq!(
             kubelet_checkpoint_path("default", "counter", "app"),
             "/checkpoint/default/counter/app"
         );
-        assert_eq!(API_VERSION, format!("{GROUP}/{VERSION}"));
-        assert_eq!(API_SERVICE_NAME, format!("{VERSION}.{GROUP}"));
+        assert_eq!(
+            SUBRESOURCES_API_VERSION,
+            format!("{SUBRESOURCES_GROUP}/{VERSION}")
+        );
+        assert_eq!(API_SERVICE_NAME, format!("{VERSION}.{SUBRESOURCES_GROUP}"));
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::validation::{self, ValidationError};
-use crate::{API_VERSION, POD_CHECKPOINT_OPTIONS_KIND};
+use crate::{POD_CHECKPOINT_OPTIONS_KIND, SUBRESOURCES_API_VERSION};
 
 /// PodCheckpointOptions is the query options to checkpoint a container.
 ///
@@ -56,7 +56,7 @@ pub enum OptionsError {
     InvalidBody(String),
     #[error("request body has kind {0:?}, expected PodCheckpointOptions")]
     WrongKind(String),
-    #[error("request body has apiVersion {0:?}, expected {API_VERSION}")]
+    #[error("request body has apiVersion {0:?}, expected {SUBRESOURCES_API_VERSION}")]
     WrongApiVersion(String),
     #[error("{field} is {query:?} in the query but {body:?} in the body")]
     Mismatch {
@@ -72,7 +72,7 @@ impl PodCheckpointOptions {
     /// Options for `container` with `timeout_seconds` (0 = runtime default).
     pub fn new(container: Option<&str>, timeout_seconds: Option<i64>) -> Self {
         Self {
-            api_version: Some(API_VERSION.to_owned()),
+            api_version: Some(SUBRESOURCES_API_VERSION.to_owned()),
             kind: Some(POD_CHECKPOINT_OPTIONS_KIND.to_owned()),
             container: container.map(str::to_owned),
             timeout_seconds,
@@ -129,7 +129,7 @@ impl PodCheckpointOptions {
             return Err(OptionsError::WrongKind(kind.to_owned()));
         }
         if let Some(v) = opts.api_version.as_deref()
-            && v != API_VERSION
+            && v != SUBRESOURCES_API_VERSION
         {
             return Err(OptionsError::WrongApiVersion(v.to_owned()));
         }
@@ -159,7 +159,7 @@ impl PodCheckpointOptions {
             (q, b) => q.or(b),
         };
         Ok(Self {
-            api_version: Some(API_VERSION.into()),
+            api_version: Some(SUBRESOURCES_API_VERSION.into()),
             kind: Some(POD_CHECKPOINT_OPTIONS_KIND.into()),
             container,
             timeout_seconds,
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn body_parsing_and_merge() {
         let b = PodCheckpointOptions::from_body(
-            br#"{"kind":"PodCheckpointOptions","apiVersion":"checkpoint.kcr.dev/v1alpha1","container":"app","timeoutSeconds":10}"#,
+            br#"{"kind":"PodCheckpointOptions","apiVersion":"subresources.checkpoint.kcr.dev/v1alpha1","container":"app","timeoutSeconds":10}"#,
         )
         .unwrap();
         assert_eq!(b.container.as_deref(), Some("app"));

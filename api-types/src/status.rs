@@ -264,7 +264,7 @@ mod tests {
         let s = forbidden(
             "bob",
             "create",
-            "checkpoint.kcr.dev",
+            "subresources.checkpoint.kcr.dev",
             "pods/checkpoint",
             "ns",
             "p",
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(
             s.message.as_deref(),
             Some(
-                "pods.checkpoint.kcr.dev \"p\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"checkpoint.kcr.dev\" in the namespace \"ns\""
+                "pods.subresources.checkpoint.kcr.dev \"p\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"subresources.checkpoint.kcr.dev\" in the namespace \"ns\""
             )
         );
         insta::assert_json_snapshot!(

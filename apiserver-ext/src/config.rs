@@ -211,8 +211,8 @@ impl Config {
         } else {
             Arc::new(SubjectAccessReviewAuthorizer::new(
                 authz_client,
-                opts.authorization_webhook_cache_authorized_ttl,
-                opts.authorization_webhook_cache_unauthorized_ttl,
+                opts.authorization_webhook_cache_authorized_ttl.get(),
+                opts.authorization_webhook_cache_unauthorized_ttl.get(),
             ))
         };
 
@@ -235,9 +235,9 @@ impl Config {
             max_request_body_bytes: opts.max_request_body_bytes,
             address_types,
             kubelet_port: opts.kubelet_port,
-            kubelet_request_timeout: opts.kubelet_request_timeout,
-            kubelet_timeout_margin: opts.kubelet_timeout_margin,
-            node_queue_timeout: opts.node_queue_timeout,
+            kubelet_request_timeout: opts.kubelet_request_timeout.get(),
+            kubelet_timeout_margin: opts.kubelet_timeout_margin.get(),
+            node_queue_timeout: opts.node_queue_timeout.get(),
         };
         Ok(Config {
             listen: SocketAddr::new(opts.bind_address, opts.secure_port),

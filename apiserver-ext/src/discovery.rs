@@ -1,5 +1,5 @@
-//! Discovery (`/apis`, `/apis/checkpoint.kcr.dev`,
-//! `/apis/checkpoint.kcr.dev/v1alpha1`) and the OpenAPI endpoints, as
+//! Discovery (`/apis`, `/apis/subresources.checkpoint.kcr.dev`,
+//! `/apis/subresources.checkpoint.kcr.dev/v1alpha1`) and the OpenAPI endpoints, as
 //! responses. `pods/checkpoint` is listed only while the
 //! `ContainerCheckpointAPI` gate is on.
 
@@ -25,7 +25,7 @@ pub enum Document {
 impl Document {
     /// Which document a path names (no trailing slash).
     pub fn for_path(path: &str) -> Option<Self> {
-        let group = format!("/apis/{}", api_types::GROUP);
+        let group = format!("/apis/{}", api_types::SUBRESOURCES_GROUP);
         let version = format!("{group}/{}", api_types::VERSION);
         let v3_group = format!("/openapi/v3/{}", openapi::v3_group_key());
         Some(match path {
@@ -88,15 +88,15 @@ mod tests {
     fn paths() {
         assert_eq!(Document::for_path("/apis"), Some(Document::Apis));
         assert_eq!(
-            Document::for_path("/apis/checkpoint.kcr.dev"),
+            Document::for_path("/apis/subresources.checkpoint.kcr.dev"),
             Some(Document::Group)
         );
         assert_eq!(
-            Document::for_path("/apis/checkpoint.kcr.dev/v1alpha1"),
+            Document::for_path("/apis/subresources.checkpoint.kcr.dev/v1alpha1"),
             Some(Document::Version)
         );
         assert_eq!(
-            Document::for_path("/openapi/v3/apis/checkpoint.kcr.dev/v1alpha1"),
+            Document::for_path("/openapi/v3/apis/subresources.checkpoint.kcr.dev/v1alpha1"),
             Some(Document::OpenApiV3Group)
         );
         assert_eq!(Document::for_path("/api"), None);

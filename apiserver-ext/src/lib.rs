@@ -1,6 +1,6 @@
 //! `checkpoint-apiserver`: the API-server half of kubectl-checkpoint, an
-//! aggregated API server (APIService `v1alpha1.checkpoint.kcr.dev`) serving
-//! `POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`.
+//! aggregated API server (APIService `v1alpha1.subresources.checkpoint.kcr.dev`) serving
+//! `POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`.
 //!
 //! Mirrors `pkg/registry/core/pod/rest` (the subresource) and metrics-server's
 //! server pipeline: [`options::Options`] → [`options::Options::validate`] →

@@ -1,10 +1,10 @@
 //! OpenAPI v2 (`/openapi/v2`) and v3 (`/openapi/v3`,
-//! `/openapi/v3/apis/checkpoint.kcr.dev/v1alpha1`) documents, so
+//! `/openapi/v3/apis/subresources.checkpoint.kcr.dev/v1alpha1`) documents, so
 //! kube-apiserver's OpenAPI aggregation finds a valid spec. The documents
 //! are self-contained: our types only, no apimachinery definitions that
 //! would clash with kube-apiserver's when merged.
 
-use api_types::{API_VERSION, GROUP, VERSION};
+use api_types::{SUBRESOURCES_API_VERSION, SUBRESOURCES_GROUP, VERSION};
 use serde_json::{Value, json};
 
 /// Definition names, reverse-domain like Kubernetes names its definitions.
@@ -15,16 +15,18 @@ const STATUS_DEF: &str = "dev.kcr.checkpoint.v1alpha1.ContainerCheckpointStatus"
 
 /// The subresource's path template.
 pub fn checkpoint_path_template() -> String {
-    format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/pods/{{name}}/checkpoint")
+    format!(
+        "/apis/{SUBRESOURCES_GROUP}/{VERSION}/namespaces/{{namespace}}/pods/{{name}}/checkpoint"
+    )
 }
 
 /// The v3 index's key for our group/version (no leading slash).
 pub fn v3_group_key() -> String {
-    format!("apis/{GROUP}/{VERSION}")
+    format!("apis/{SUBRESOURCES_GROUP}/{VERSION}")
 }
 
 fn gvk() -> Value {
-    json!({"group": GROUP, "version": VERSION, "kind": "PodCheckpointOptions"})
+    json!({"group": SUBRESOURCES_GROUP, "version": VERSION, "kind": "PodCheckpointOptions"})
 }
 
 /// Schemas of our types; `r` is the `$ref` prefix (`#/definitions/` or `#/components/schemas/`).
@@ -53,7 +55,7 @@ fn schemas(r: &str) -> Value {
                 "spec": {"$ref": format!("{r}{SPEC_DEF}")},
                 "status": {"$ref": format!("{r}{STATUS_DEF}")}
             },
-            "x-kubernetes-group-version-kind": [{"group": GROUP, "version": VERSION, "kind": "ContainerCheckpoint"}]
+            "x-kubernetes-group-version-kind": [{"group": SUBRESOURCES_GROUP, "version": VERSION, "kind": "ContainerCheckpoint"}]
         },
         SPEC_DEF: {
             "description": "What was asked for.",
@@ -125,7 +127,7 @@ pub fn v2(gate_on: bool) -> Value {
     }
     json!({
         "swagger": "2.0",
-        "info": {"title": "checkpoint-apiserver", "version": API_VERSION},
+        "info": {"title": "checkpoint-apiserver", "version": SUBRESOURCES_API_VERSION},
         "paths": paths,
         "definitions": schemas("#/definitions/")
     })
@@ -175,7 +177,7 @@ pub fn v3_group(gate_on: bool) -> Value {
     }
     json!({
         "openapi": "3.0.0",
-        "info": {"title": "checkpoint-apiserver", "version": API_VERSION},
+        "info": {"title": "checkpoint-apiserver", "version": SUBRESOURCES_API_VERSION},
         "paths": paths,
         "components": {"schemas": schemas("#/components/schemas/")}
     })

@@ -7,9 +7,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use api_types::duration::GoDuration;
 use api_types::features::{APISERVER_GATES, FeatureGates};
+use api_types::timeouts::{DEFAULT_KUBELET_TIMEOUT_MARGIN, DEFAULT_RUNTIME_REQUEST_TIMEOUT};
 use clap::Parser;
 
 use crate::target::AddressType;
@@ -31,8 +32,8 @@ pub use apiserver_lib::logging::Format as LoggingFormat;
 #[command(
     name = "checkpoint-apiserver",
     version,
-    about = "Aggregated API server (APIService v1alpha1.checkpoint.kcr.dev) serving POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint.",
-    long_about = "Aggregated API server (APIService v1alpha1.checkpoint.kcr.dev) serving POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint (options ?container=C&timeoutSeconds=S or a PodCheckpointOptions body).\n\nEach request is authenticated (front-proxy certificate and X-Remote-* headers, client certificate, or bearer token via TokenReview), authorized by SubjectAccessReview of verb `checkpoint` on core `pods`, checked against the pod and its node, and forwarded to the node's kubelet (or checkpoint-shim) as POST https://NODE:PORT/checkpoint/{namespace}/{pod}/{container}?timeout=S. The answer is a ContainerCheckpoint object, or a metav1.Status on failure; an Event is recorded on the pod either way.\n\nThe subresource is alpha: it is served only with --feature-gates=ContainerCheckpointAPI=true."
+    about = "Aggregated API server (APIService v1alpha1.subresources.checkpoint.kcr.dev) serving POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint.",
+    long_about = "Aggregated API server (APIService v1alpha1.subresources.checkpoint.kcr.dev) serving POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint (options ?container=C&timeoutSeconds=S or a PodCheckpointOptions body).\n\nEach request is authenticated (front-proxy certificate and X-Remote-* headers, client certificate, or bearer token via TokenReview), authorized by SubjectAccessReview of verb `checkpoint` on core `pods`, checked against the pod and its node, and forwarded to the node's kubelet (or checkpoint-shim) as POST https://NODE:PORT/checkpoint/{namespace}/{pod}/{container}?timeout=S. The answer is a ContainerCheckpoint object, or a metav1.Status on failure; an Event is recorded on the pod either way.\n\nThe subresource is alpha: it is served only with --feature-gates=ContainerCheckpointAPI=true."
 )]
 pub struct Options {
     // ---- secure serving ----
@@ -141,12 +142,12 @@ pub struct Options {
     pub authorization_kubeconfig: Option<PathBuf>,
 
     /// How long an allowed SubjectAccessReview is cached (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Authorization")]
-    pub authorization_webhook_cache_authorized_ttl: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration::from_secs(10), help_heading = "Authorization")]
+    pub authorization_webhook_cache_authorized_ttl: GoDuration,
 
     /// How long a denied SubjectAccessReview is cached (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Authorization")]
-    pub authorization_webhook_cache_unauthorized_ttl: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration::from_secs(10), help_heading = "Authorization")]
+    pub authorization_webhook_cache_unauthorized_ttl: GoDuration,
 
     // ---- kubelet ----
     /// Node address types to try, in order (InternalIP, ExternalIP, Hostname, InternalDNS,
@@ -184,26 +185,27 @@ pub struct Options {
     #[arg(long, value_name = "FILE", help_heading = "Kubelet")]
     pub kubelet_client_key: Option<PathBuf>,
 
-    /// Bound of a node call when the request gives no timeout (the kubelet's default
-    /// --runtime-request-timeout).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration, help_heading = "Kubelet")]
-    pub kubelet_request_timeout: Duration,
+    /// The runtime timeout assumed when a request gives none (the kubelet's default
+    /// --runtime-request-timeout); the node call is bounded by it plus --kubelet-timeout-margin.
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(DEFAULT_RUNTIME_REQUEST_TIMEOUT), help_heading = "Kubelet")]
+    pub kubelet_request_timeout: GoDuration,
 
-    /// Added to the request's timeout to bound the node call (the node needs time to answer
-    /// once the runtime gives up).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Kubelet")]
-    pub kubelet_timeout_margin: Duration,
+    /// Added to the request's timeout to bound the node call: more than the node's own grace
+    /// past the runtime timeout (5s for kubelet and checkpoint-shim), so that the node reports
+    /// a hung runtime before this server gives up on the node.
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(DEFAULT_KUBELET_TIMEOUT_MARGIN), help_heading = "Kubelet")]
+    pub kubelet_timeout_margin: GoDuration,
 
     /// Checkpoints running at once on one node; further requests wait in a queue.
     #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Kubelet")]
     pub max_checkpoints_per_node: usize,
 
     /// How long a request waits in a node's queue before it is refused with 503.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, help_heading = "Kubelet")]
-    pub node_queue_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration::from_secs(20), help_heading = "Kubelet")]
+    pub node_queue_timeout: GoDuration,
 
     // ---- requests ----
-    /// Largest `timeoutSeconds` a request may ask for.
+    /// Largest `timeoutSeconds` a request may ask for; at most 3600, what the nodes accept.
     #[arg(long, value_name = "SECONDS", default_value_t = api_types::MAX_TIMEOUT_SECONDS, help_heading = "Requests")]
     pub max_timeout_seconds: i64,
 
@@ -288,9 +290,10 @@ impl Options {
         if let Err(e) = self.gates() {
             errs.push(format!("--feature-gates: {e}"));
         }
-        if self.max_timeout_seconds < 1 {
+        if !(1..=api_types::MAX_TIMEOUT_SECONDS).contains(&self.max_timeout_seconds) {
             errs.push(format!(
-                "--max-timeout-seconds must be at least 1, got {}",
+                "--max-timeout-seconds must be between 1 and {} (what kubelets and checkpoint-shim accept), got {}",
+                api_types::MAX_TIMEOUT_SECONDS,
                 self.max_timeout_seconds
             ));
         }
@@ -303,10 +306,10 @@ impl Options {
                 self.max_request_body_bytes
             ));
         }
-        if self.kubelet_request_timeout.is_zero() {
+        if self.kubelet_request_timeout.get().is_zero() {
             errs.push("--kubelet-request-timeout must be positive".to_owned());
         }
-        if self.node_queue_timeout.is_zero() {
+        if self.node_queue_timeout.get().is_zero() {
             errs.push("--node-queue-timeout must be positive".to_owned());
         }
         for (flag, list) in [
@@ -375,47 +378,6 @@ impl Options {
     }
 }
 
-/// Parse a Go duration (`1h2m3s`, `500ms`, `90s`, `2m`); no sign.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {raw:?} (use Go syntax such as 30s, 2m, 1m30s)");
-    let s = raw.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let seconds = match unit {
-            "h" => number * 3600.0,
-            "m" => number * 60.0,
-            "s" => number,
-            "ms" => number / 1e3,
-            "us" | "µs" => number / 1e6,
-            "ns" => number / 1e9,
-            _ => return Err(invalid()),
-        };
-        let part = Duration::try_from_secs_f64(seconds).map_err(|_| invalid())?;
-        total = total.checked_add(part).ok_or_else(invalid)?;
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,16 +429,16 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        for bad in ["", "s", "10", "-1s", "1x", "1s2", "1e400h"] {
-            assert!(parse_duration(bad).is_err(), "accepted {bad:?}");
-        }
+    fn max_timeout_cannot_exceed_what_nodes_accept() {
+        // Raised above the nodes' bound, a long timeout would end as a node 400
+        // reported as a 500: refused at start-up instead, naming the limit.
+        let err = parse(&["--max-timeout-seconds=7200"])
+            .validated()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid options:\n  --max-timeout-seconds must be between 1 and 3600 (what kubelets and checkpoint-shim accept), got 7200"
+        );
+        assert!(parse(&["--max-timeout-seconds=3600"]).validated().is_ok());
     }
 }

@@ -74,8 +74,8 @@ impl Settings {
                 AddressType::Hostname,
             ],
             kubelet_port: None,
-            kubelet_request_timeout: Duration::from_secs(120),
-            kubelet_timeout_margin: Duration::from_secs(5),
+            kubelet_request_timeout: api_types::timeouts::DEFAULT_RUNTIME_REQUEST_TIMEOUT,
+            kubelet_timeout_margin: api_types::timeouts::DEFAULT_KUBELET_TIMEOUT_MARGIN,
             node_queue_timeout: Duration::from_secs(20),
         }
     }
@@ -86,12 +86,8 @@ impl Settings {
 
     /// How long a node call may take for a request timeout (0 = default).
     pub fn call_deadline(&self, timeout_seconds: i64) -> Duration {
-        let base = u64::try_from(timeout_seconds)
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .unwrap_or(self.kubelet_request_timeout);
-        base + self.kubelet_timeout_margin
+        api_types::timeouts::Deadlines::new(timeout_seconds, self.kubelet_request_timeout).runtime()
+            + self.kubelet_timeout_margin
     }
 }
 
@@ -144,7 +140,7 @@ fn route(path: &str) -> Route<'_> {
     let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["apis", g, v, "namespaces", ns, "pods", pod, "checkpoint"]
-            if *g == api_types::GROUP && *v == api_types::VERSION =>
+            if *g == api_types::SUBRESOURCES_GROUP && *v == api_types::VERSION =>
         {
             Route::Checkpoint { namespace: ns, pod }
         }
@@ -309,14 +305,16 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(
-            route("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint"),
+            route("/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint"),
             Route::Checkpoint {
                 namespace: "ns",
                 pod: "p"
             }
         );
         assert_eq!(
-            route("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint/"),
+            route(
+                "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint/"
+            ),
             Route::Checkpoint {
                 namespace: "ns",
                 pod: "p"
@@ -324,11 +322,11 @@ mod tests {
         );
         assert_eq!(route("/apis/"), Route::Document(Document::Apis));
         assert_eq!(
-            route("/apis/checkpoint.kcr.dev/v1beta1/namespaces/ns/pods/p/checkpoint"),
+            route("/apis/subresources.checkpoint.kcr.dev/v1beta1/namespaces/ns/pods/p/checkpoint"),
             Route::Unknown
         );
         assert_eq!(
-            route("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/exec"),
+            route("/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/exec"),
             Route::Unknown
         );
         assert_eq!(route("/"), Route::Unknown);
@@ -340,8 +338,13 @@ mod tests {
         let s = Settings::with_gate(true);
         assert!(s.gate_on());
         assert!(!Settings::with_gate(false).gate_on());
-        assert_eq!(s.call_deadline(0), Duration::from_secs(125));
-        assert_eq!(s.call_deadline(2), Duration::from_secs(7));
-        assert_eq!(s.call_deadline(-1), Duration::from_secs(125));
+        // The runtime timeout (2m by default), then the node's 5s grace, then this server's 5s.
+        assert_eq!(s.call_deadline(0), Duration::from_secs(130));
+        assert_eq!(s.call_deadline(2), Duration::from_secs(12));
+        assert_eq!(s.call_deadline(-1), Duration::from_secs(130));
+        assert_eq!(
+            s.call_deadline(2),
+            api_types::timeouts::Deadlines::new(2, s.kubelet_request_timeout).extension()
+        );
     }
 }

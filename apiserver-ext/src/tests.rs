@@ -29,7 +29,7 @@ use crate::node::{self, FakeAnswer, FakeNodeClient};
 use crate::server::{App, Config, Server, Settings};
 use crate::target::fixtures::{node, pod, with_default_container, with_phase, with_waiting};
 
-const BASE: &str = "/apis/checkpoint.kcr.dev/v1alpha1/namespaces";
+const BASE: &str = "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces";
 
 fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
     tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
@@ -261,7 +261,7 @@ async fn checkpoint_succeeds_and_records() {
     assert_eq!(code, StatusCode::OK, "{body:#}");
     let obj: ContainerCheckpoint = serde_json::from_value(body).unwrap();
     assert_eq!(obj.kind, "ContainerCheckpoint");
-    assert_eq!(obj.api_version, "checkpoint.kcr.dev/v1alpha1");
+    assert_eq!(obj.api_version, "subresources.checkpoint.kcr.dev/v1alpha1");
     assert_eq!(obj.metadata.namespace.as_deref(), Some("ns"));
     assert!(obj.metadata.name.unwrap().starts_with("single-app-"));
     assert_eq!(obj.spec.pod_name, "single");
@@ -331,7 +331,7 @@ async fn options_from_body_token_and_defaults() {
             As::Token("alice-token"),
             "defaulted",
             "",
-            br#"{"kind":"PodCheckpointOptions","apiVersion":"checkpoint.kcr.dev/v1alpha1","timeoutSeconds":5}"#,
+            br#"{"kind":"PodCheckpointOptions","apiVersion":"subresources.checkpoint.kcr.dev/v1alpha1","timeoutSeconds":5}"#,
         )
         .await;
     assert_eq!(code, StatusCode::OK, "{body:#}");
@@ -598,7 +598,9 @@ async fn gate_off_hides_the_subresource() {
     let (code, body) = h.checkpoint("single", "").await;
     assert_status(code, &body, 404, "NotFound");
     insta::assert_json_snapshot!("status_gate_off", body);
-    let (code, body) = h.get_json("/apis/checkpoint.kcr.dev/v1alpha1").await;
+    let (code, body) = h
+        .get_json("/apis/subresources.checkpoint.kcr.dev/v1alpha1")
+        .await;
     assert_eq!(code, StatusCode::OK);
     insta::assert_json_snapshot!("discovery_version_gate_off", body);
     let (_, body) = h.get_json("/openapi/v2").await;
@@ -614,13 +616,16 @@ async fn discovery_and_openapi_documents() {
     let h = harness(true);
     for (name, path) in [
         ("discovery_apis", "/apis"),
-        ("discovery_group", "/apis/checkpoint.kcr.dev"),
-        ("discovery_version", "/apis/checkpoint.kcr.dev/v1alpha1"),
+        ("discovery_group", "/apis/subresources.checkpoint.kcr.dev"),
+        (
+            "discovery_version",
+            "/apis/subresources.checkpoint.kcr.dev/v1alpha1",
+        ),
         ("openapi_v2", "/openapi/v2"),
         ("openapi_v3", "/openapi/v3"),
         (
             "openapi_v3_group",
-            "/openapi/v3/apis/checkpoint.kcr.dev/v1alpha1",
+            "/openapi/v3/apis/subresources.checkpoint.kcr.dev/v1alpha1",
         ),
     ] {
         let (code, body) = h.get_json(path).await;
@@ -653,7 +658,7 @@ async fn discovery_and_openapi_documents() {
     assert!(body.is_empty());
     // Unknown paths: a 404 Status.
     let (code, body) = h
-        .get_json("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/single/exec")
+        .get_json("/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/single/exec")
         .await;
     assert_status(code, &body, 404, "NotFound");
     insta::assert_json_snapshot!("status_unknown_path", body);

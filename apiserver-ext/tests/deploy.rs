@@ -79,8 +79,12 @@ fn kustomize_renders_the_extension() {
     assert_eq!(svc["spec"]["ports"][0]["port"], 443);
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "https");
 
-    let apisvc = find(&docs, "APIService", "v1alpha1.checkpoint.kcr.dev");
-    assert_eq!(apisvc["spec"]["group"], "checkpoint.kcr.dev");
+    let apisvc = find(
+        &docs,
+        "APIService",
+        "v1alpha1.subresources.checkpoint.kcr.dev",
+    );
+    assert_eq!(apisvc["spec"]["group"], "subresources.checkpoint.kcr.dev");
     assert_eq!(apisvc["spec"]["version"], "v1alpha1");
     assert_eq!(apisvc["spec"]["service"]["name"], "checkpoint-apiserver");
     assert_eq!(apisvc["spec"]["service"]["namespace"], "kcr-system");
@@ -121,7 +125,7 @@ fn kustomize_renders_the_extension() {
     assert_eq!(
         creator["rules"],
         serde_json::json!([
-            {"apiGroups": ["checkpoint.kcr.dev"], "resources": ["pods/checkpoint"], "verbs": ["create"]},
+            {"apiGroups": ["subresources.checkpoint.kcr.dev"], "resources": ["pods/checkpoint"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["checkpoint"]}
         ])
     );

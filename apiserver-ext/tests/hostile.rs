@@ -307,7 +307,7 @@ async fn raw_http1_requests_no_client_would_build() {
     let before = tree(stack.tmp.path());
     let full_64k = "a".repeat(64 * 1024);
     let huge_header = "x".repeat(512 * 1024);
-    let api = "/apis/checkpoint.kcr.dev/v1alpha1/namespaces";
+    let api = "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces";
     let head = "Host: localhost\r\nX-Remote-User: alice\r\nX-Remote-Group: devs";
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -417,7 +417,7 @@ async fn a_good_body_with_a_json_content_type_is_accepted_and_timeout_is_not_our
                 Method::POST,
                 GOOD,
                 &[("content-type", "application/json")],
-                br#"{"kind":"PodCheckpointOptions","apiVersion":"checkpoint.kcr.dev/v1alpha1","container":"app","timeoutSeconds":7}"#.to_vec(),
+                br#"{"kind":"PodCheckpointOptions","apiVersion":"subresources.checkpoint.kcr.dev/v1alpha1","container":"app","timeoutSeconds":7}"#.to_vec(),
             )
             .await;
         assert_eq!(code, StatusCode::OK, "{proto:?}: {text}");

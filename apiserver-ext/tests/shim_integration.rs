@@ -326,7 +326,7 @@ impl Stack {
             .http2_only(true)
             .build(https);
         let uri = format!(
-            "https://localhost:{}/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/{pod}/checkpoint?{query}",
+            "https://localhost:{}/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/{pod}/checkpoint?{query}",
             self.addr.port()
         );
         let req = http::Request::post(uri)

@@ -164,7 +164,7 @@ async fn post(port: u16, server_ca: Option<&str>, proxy: &Pem, user: &str) -> (u
         .build();
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let req = http::Request::post(format!(
-        "https://localhost:{port}/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/web/checkpoint?timeoutSeconds=5"
+        "https://localhost:{port}/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/web/checkpoint?timeoutSeconds=5"
     ))
     .header("X-Remote-User", user)
     .body(Full::new(bytes::Bytes::new()))

@@ -181,7 +181,7 @@ async fn burst(client: &HttpsClient, args: &Args) -> anyhow::Result<Vec<Answer>>
     for i in 0..n {
         let pod = format!("{}{}", args.pod_prefix, i % args.pods as usize);
         let uri = format!(
-            "{}/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{}/pods/{pod}/checkpoint?container={}",
+            "{}/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{}/pods/{pod}/checkpoint?container={}",
             args.url.trim_end_matches('/'),
             args.namespace,
             args.container

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(kind, api_types::POD_CHECKPOINT_OPTIONS_KIND);
         }
         if let Some(v) = &b.api_version {
-            assert_eq!(v, api_types::API_VERSION);
+            assert_eq!(v, api_types::SUBRESOURCES_API_VERSION);
         }
         let json = serde_json::to_vec(b).expect("options serialize");
         assert_eq!(PodCheckpointOptions::from_body(&json).as_ref(), Ok(b));

@@ -96,9 +96,9 @@ spec:
 ---
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
-metadata: {name: v1alpha1.checkpoint.kcr.dev}
+metadata: {name: v1alpha1.subresources.checkpoint.kcr.dev}
 spec:
-  group: checkpoint.kcr.dev
+  group: subresources.checkpoint.kcr.dev
   version: v1alpha1
   groupPriorityMinimum: 100
   versionPriority: 100
@@ -108,4 +108,4 @@ YAML
 }
 
 register_extension() { apiservice_yaml | admin_kubectl apply -f - >/dev/null; }
-unregister_extension() { admin_kubectl delete apiservice v1alpha1.checkpoint.kcr.dev >/dev/null; }
+unregister_extension() { admin_kubectl delete apiservice v1alpha1.subresources.checkpoint.kcr.dev >/dev/null; }

@@ -110,7 +110,7 @@ pub enum ClientError {
     #[error("Unable to connect to the server: {message}")]
     Unreachable { message: String },
     /// No answer within the deadline.
-    #[error("no answer from the server within {}", crate::duration::format_go_duration(*.0))]
+    #[error("no answer from the server within {}", api_types::duration::format_go_duration(*.0))]
     TimedOut(Duration),
     /// The answer was not the JSON expected.
     #[error("failed to decode the server's answer to {path}: {source}")]

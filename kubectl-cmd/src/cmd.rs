@@ -21,7 +21,7 @@ pub const LONG: &str = "Checkpoint a container in a pod.
 
  The container keeps running. Its checkpoint archive is written on the node that runs the pod, readable by
 root only; kubectl checkpoint prints the node's name and address and the path of the archive. Requires the
-checkpoint extension (API group checkpoint.kcr.dev) and permission to create pods/checkpoint.";
+checkpoint extension (API group subresources.checkpoint.kcr.dev) and permission to create pods/checkpoint.";
 
 /// The examples (kubectl's `templates.Examples` layout).
 pub const EXAMPLES: &str = "  # Checkpoint the default container of pod mypod

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
-use crate::duration::{DurationError, parse_seconds_or_duration};
+use api_types::duration::{DurationError, parse_seconds_or_duration};
 
 /// kubectl's connection flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]

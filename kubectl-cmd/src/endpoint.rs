@@ -1,9 +1,11 @@
 //! Which URL serves `pods/checkpoint`, read from discovery: the core group
 //! if `/api/v1` ever lists `pods/checkpoint` (the proposal's end state),
-//! else the aggregated `checkpoint.kcr.dev/v1alpha1`.
+//! else the aggregated `subresources.checkpoint.kcr.dev/v1alpha1`.
 
 use api_types::discovery::serves_pod_checkpoint;
-use api_types::{API_SERVICE_NAME, API_VERSION, GROUP, SUBRESOURCE, VERSION};
+use api_types::{
+    API_SERVICE_NAME, SUBRESOURCE, SUBRESOURCES_API_VERSION, SUBRESOURCES_GROUP, VERSION,
+};
 
 use crate::client::{ClientError, PodClient};
 
@@ -15,7 +17,7 @@ pub const INSTALL_HINT: &str = "kubectl apply -k deploy/ from the kubectl-checkp
 pub enum Endpoint {
     /// `/api/v1/namespaces/{ns}/pods/{pod}/checkpoint`
     Core,
-    /// `/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`
+    /// `/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`
     Extension,
 }
 
@@ -41,7 +43,7 @@ pub enum EndpointError {
     )]
     Disabled,
     #[error(
-        "this cluster serves {GROUP} only in versions {0}, this kubectl-checkpoint needs {VERSION}: use a matching kubectl-checkpoint"
+        "this cluster serves {SUBRESOURCES_GROUP} only in versions {0}, this kubectl-checkpoint needs {VERSION}: use a matching kubectl-checkpoint"
     )]
     UnsupportedVersions(String),
     #[error(
@@ -65,14 +67,14 @@ pub async fn select_endpoint(client: &impl PodClient) -> Result<Endpoint, Endpoi
         .api_groups()
         .await
         .map_err(EndpointError::Discovery)?;
-    let Some(group) = groups.groups.iter().find(|g| g.name == GROUP) else {
+    let Some(group) = groups.groups.iter().find(|g| g.name == SUBRESOURCES_GROUP) else {
         return Err(EndpointError::NotInstalled);
     };
     if !group.versions.iter().any(|v| v.version == VERSION) {
         let versions: Vec<&str> = group.versions.iter().map(|v| v.version.as_str()).collect();
         return Err(EndpointError::UnsupportedVersions(versions.join(", ")));
     }
-    match client.api_resources(API_VERSION).await {
+    match client.api_resources(SUBRESOURCES_API_VERSION).await {
         Ok(list) if serves_pod_checkpoint(&list) => Ok(Endpoint::Extension),
         Ok(_) => Err(EndpointError::Disabled),
         // The APIService exists but its backend does not answer.
@@ -115,7 +117,7 @@ mod tests {
         };
         if let Some(on) = gate_on {
             c.resources
-                .insert(API_VERSION.into(), api_resource_list(on));
+                .insert(SUBRESOURCES_API_VERSION.into(), api_resource_list(on));
         }
         c
     }
@@ -129,12 +131,12 @@ mod tests {
             [
                 "get /api/v1",
                 "get /apis",
-                "get /apis/checkpoint.kcr.dev/v1alpha1"
+                "get /apis/subresources.checkpoint.kcr.dev/v1alpha1"
             ]
         );
         assert_eq!(
             Endpoint::Extension.path("default", "counter"),
-            "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
+            "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
         );
     }
 
@@ -169,7 +171,7 @@ mod tests {
     async fn other_versions_and_unavailable_backend() {
         let mut g = api_group();
         g.versions = vec![GroupVersionForDiscovery {
-            group_version: "checkpoint.kcr.dev/v1".into(),
+            group_version: "subresources.checkpoint.kcr.dev/v1".into(),
             version: "v1".into(),
         }];
         let c = cluster(vec![g], None);
@@ -179,7 +181,7 @@ mod tests {
         let c = cluster(vec![api_group()], None);
         assert_eq!(
             select_endpoint(&c).await.unwrap_err().to_string(),
-            "the checkpoint extension is installed but not available: the server could not find the requested resource (check: kubectl get apiservice v1alpha1.checkpoint.kcr.dev)"
+            "the checkpoint extension is installed but not available: the server could not find the requested resource (check: kubectl get apiservice v1alpha1.subresources.checkpoint.kcr.dev)"
         );
     }
 }

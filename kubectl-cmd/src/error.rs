@@ -7,10 +7,10 @@ use api_types::validation::ValidationError;
 use crate::client::ClientError;
 use crate::config::ConfigError;
 use crate::container::ContainerError;
-use crate::duration::format_go_duration;
 use crate::endpoint::EndpointError;
 use crate::printer::PrintError;
 use crate::target::TargetError;
+use api_types::duration::format_go_duration;
 
 /// The hint kubectl adds to usage errors.
 pub const USAGE_HINT: &str = "See 'kubectl checkpoint -h' for help and examples";

@@ -14,7 +14,6 @@ pub mod cmd;
 pub mod completion;
 pub mod config;
 pub mod container;
-pub mod duration;
 pub mod endpoint;
 pub mod error;
 pub mod options;

@@ -5,23 +5,19 @@
 use std::io::Write;
 use std::time::Duration;
 
+use api_types::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
+use api_types::timeouts::{DEFAULT_CLIENT_WAIT, DEFAULT_RUNTIME_REQUEST_TIMEOUT, Deadlines};
 use api_types::validation::{validate_container_name, validate_namespace, validate_pod_name};
 use api_types::{MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
 
 use crate::client::{Checkpointer, PodClient};
 use crate::cmd::CheckpointArgs;
 use crate::container::choose_container;
-use crate::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
 use crate::endpoint::select_endpoint;
 use crate::error::{CheckpointFailure, Error, Result};
 use crate::printer::{OutputFormat, Summary, print_object, print_summary};
 use crate::spinner::Spinner;
 use crate::target::{Target, resolve_pod};
-
-/// What the client waits beyond `--timeout` for the server's answer.
-pub const CLIENT_MARGIN: Duration = Duration::from_secs(10);
-/// What the client waits when `--timeout` is 0 (the runtime's default).
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 /// Everything `run()` needs, resolved from the command line and kubeconfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +93,18 @@ impl CheckpointOptions {
     }
 
     /// How long the client waits for the checkpoint's answer:
-    /// `--request-timeout` when set, else `--timeout` plus [`CLIENT_MARGIN`],
-    /// else [`DEFAULT_WAIT`].
+    /// `--request-timeout` when set, else the client deadline of `--timeout`
+    /// ([`Deadlines::client`]: outside the extension's and the node's), else
+    /// [`DEFAULT_CLIENT_WAIT`].
     pub fn wait(&self) -> Duration {
         match (self.request_timeout, self.timeout_seconds) {
             (Some(d), _) => d,
-            (None, 0) => DEFAULT_WAIT,
-            (None, s) => Duration::from_secs(s) + CLIENT_MARGIN,
+            (None, 0) => DEFAULT_CLIENT_WAIT,
+            (None, s) => Deadlines::new(
+                i64::try_from(s).unwrap_or(MAX_TIMEOUT_SECONDS),
+                DEFAULT_RUNTIME_REQUEST_TIMEOUT,
+            )
+            .client(),
         }
     }
 
@@ -220,14 +221,15 @@ mod tests {
             (o.container.as_deref(), o.timeout_seconds, o.output),
             (None, 0, None)
         );
-        assert_eq!(o.wait(), DEFAULT_WAIT);
+        assert_eq!(o.wait(), DEFAULT_CLIENT_WAIT);
         assert_eq!(o.request_options("app").to_query(), "container=app");
 
         let o = complete(&["deploy/web", "-c", "app", "--timeout", "30s", "-o", "json"]).unwrap();
         assert_eq!(o.target.kind, ResourceKind::Deployment);
         assert_eq!(o.container.as_deref(), Some("app"));
         assert_eq!(o.timeout_seconds, 30);
-        assert_eq!(o.wait(), Duration::from_secs(40));
+        // 30 s for the runtime, then the node's grace, the extension's and the plugin's margins.
+        assert_eq!(o.wait(), Duration::from_secs(45));
         assert_eq!(o.output, Some(OutputFormat::Json));
         assert_eq!(
             o.request_options("app").to_query(),
@@ -319,8 +321,10 @@ mod tests {
             checkpoint_answer: Some(Ok(crate::printer::tests::sample())),
             ..Default::default()
         };
-        c.resources
-            .insert(api_types::API_VERSION.into(), api_resource_list(true));
+        c.resources.insert(
+            api_types::SUBRESOURCES_API_VERSION.into(),
+            api_resource_list(true),
+        );
         let mut labels = BTreeMap::new();
         labels.insert("app".to_owned(), "multi".to_owned());
         c.selectors.insert(
@@ -362,7 +366,7 @@ mod tests {
         assert_eq!(
             c.calls().last().map(String::as_str),
             Some(
-                "post /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=30 wait=40s"
+                "post /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=30 wait=45s"
             )
         );
     }

@@ -167,7 +167,9 @@ pub(crate) mod tests {
     fn json_and_yaml_objects() {
         let json = render(|o| print_object(&sample(), OutputFormat::Json, o).unwrap());
         assert!(
-            json.starts_with("{\n    \"apiVersion\": \"checkpoint.kcr.dev/v1alpha1\",\n"),
+            json.starts_with(
+                "{\n    \"apiVersion\": \"subresources.checkpoint.kcr.dev/v1alpha1\",\n"
+            ),
             "{json}"
         );
         assert_eq!(

@@ -120,9 +120,9 @@ fn checkpoints_a_pod_and_prints_five_lines() {
         [
             "GET /api/v1",
             "GET /apis",
-            "GET /apis/checkpoint.kcr.dev/v1alpha1",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
             "GET /api/v1/namespaces/default/pods/counter",
-            "POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
         ]
     );
     let reqs = f.server.requests();
@@ -155,9 +155,9 @@ fn container_and_timeout_reach_the_query() {
     assert_eq!(
         f.posts(),
         [
-            "POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=30",
-            "POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=90",
-            "POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=91",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=30",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=90",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app&timeoutSeconds=91",
         ]
     );
 }
@@ -301,7 +301,7 @@ fn discovery_errors() {
     let f = Fixture::new(Scenario::BackendDown);
     assert_fails(
         &f.run(&["counter"]),
-        "error: the checkpoint extension is installed but not available: the server is currently unable to handle the request (check: kubectl get apiservice v1alpha1.checkpoint.kcr.dev)\n",
+        "error: the checkpoint extension is installed but not available: the server is currently unable to handle the request (check: kubectl get apiservice v1alpha1.subresources.checkpoint.kcr.dev)\n",
     );
 }
 
@@ -328,7 +328,7 @@ fn server_failures_print_the_status_message() {
     let forbidden = api_types::status::forbidden(
         "alice",
         "create",
-        "checkpoint.kcr.dev",
+        "subresources.checkpoint.kcr.dev",
         "pods/checkpoint",
         "default",
         "counter",

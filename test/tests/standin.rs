@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use kcr_testkit::standin::{self, Config, Running, certs, status::TIMEOUT_MESSAGE};
 use serde_json::{Value, json};
 
-const GROUP: &str = "checkpoint.kcr.dev";
+const GROUP: &str = "subresources.checkpoint.kcr.dev";
 
 fn identity(pem: &Pem) -> ServingCert {
     use rustls::pki_types::PrivateKeyDer;
@@ -38,7 +38,7 @@ kind: ClusterRole
 metadata:
   name: checkpoint-creator
 rules:
-- apiGroups: ["checkpoint.kcr.dev"]
+- apiGroups: ["subresources.checkpoint.kcr.dev"]
   resources: ["pods/checkpoint"]
   verbs: ["create"]
 - apiGroups: [""]
@@ -580,7 +580,7 @@ async fn backend(
             if parts.uri.path().ends_with("/slow") {
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
-            if parts.uri.path() == "/apis/checkpoint.kcr.dev/v1alpha1" {
+            if parts.uri.path() == "/apis/subresources.checkpoint.kcr.dev/v1alpha1" {
                 return axum::Json(api_types::discovery::api_resource_list(true)).into_response();
             }
             axum::Json(json!({"user": user.map(|u| u.name)})).into_response()
@@ -619,7 +619,7 @@ async fn register(f: &Fixture, port: u16, ca_bundle: &str) {
         .code,
         201
     );
-    let api = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1alpha1.checkpoint.kcr.dev"},
+    let api = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1alpha1.subresources.checkpoint.kcr.dev"},
         "spec": {"group": GROUP, "version": "v1alpha1", "groupPriorityMinimum": 1000, "versionPriority": 15,
             "service": {"namespace": "kcr-system", "name": "ext", "port": port}, "caBundle": certs::base64(ca_bundle.as_bytes())}});
     let r = call(
@@ -634,8 +634,7 @@ async fn register(f: &Fixture, port: u16, ca_bundle: &str) {
     assert_eq!(r.code, 201, "{}", r.body);
 }
 
-const CHECKPOINT: &str =
-    "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app";
+const CHECKPOINT: &str = "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app";
 
 #[tokio::test]
 async fn aggregator_proxies_with_front_proxy_identity() {
@@ -658,7 +657,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
         &f,
         Who::Cert("viewer", &[]),
         "GET",
-        "/apis/checkpoint.kcr.dev",
+        "/apis/subresources.checkpoint.kcr.dev",
         &[],
         None,
     )
@@ -666,13 +665,13 @@ async fn aggregator_proxies_with_front_proxy_identity() {
     .json();
     assert_eq!(
         group["preferredVersion"]["groupVersion"],
-        "checkpoint.kcr.dev/v1alpha1"
+        "subresources.checkpoint.kcr.dev/v1alpha1"
     );
     let list = call(
         &f,
         Who::Cert("viewer", &[]),
         "GET",
-        "/apis/checkpoint.kcr.dev/v1alpha1",
+        "/apis/subresources.checkpoint.kcr.dev/v1alpha1",
         &[],
         None,
     )
@@ -701,7 +700,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
     let got = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         got.path,
-        "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
+        "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint"
     );
     let user = got.user.unwrap();
     assert_eq!(user.name, "alice");
@@ -728,7 +727,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
     assert_eq!(r.code, 403);
     assert_eq!(
         r.json()["message"],
-        "pods.checkpoint.kcr.dev \"counter\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"checkpoint.kcr.dev\" in the namespace \"default\""
+        "pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden: User \"bob\" cannot create resource \"pods/checkpoint\" in API group \"subresources.checkpoint.kcr.dev\" in the namespace \"default\""
     );
     assert_eq!(r.json()["reason"], "Forbidden");
     assert_eq!(seen.lock().unwrap().len(), before);
@@ -765,7 +764,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
         &f,
         ADMIN,
         "GET",
-        "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.checkpoint.kcr.dev",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.subresources.checkpoint.kcr.dev",
         &[],
         None,
     )
@@ -777,7 +776,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
             &f,
             ADMIN,
             "PUT",
-            "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.checkpoint.kcr.dev",
+            "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.subresources.checkpoint.kcr.dev",
             &[],
             Some(api)
         )
@@ -806,7 +805,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
         &f,
         ADMIN,
         "DELETE",
-        "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.checkpoint.kcr.dev",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.subresources.checkpoint.kcr.dev",
         &[],
         None,
     )
@@ -827,7 +826,7 @@ async fn aggregator_proxies_with_front_proxy_identity() {
             &f,
             Who::Cert("viewer", &[]),
             "GET",
-            "/apis/checkpoint.kcr.dev/v1alpha1",
+            "/apis/subresources.checkpoint.kcr.dev/v1alpha1",
             &[],
             None
         )
@@ -855,7 +854,8 @@ async fn request_timeout_cuts_proxied_requests() {
     let f = start(Duration::from_secs(1)).await;
     let (port, ca, seen, _stop) = backend(&f).await;
     register(&f, port, &ca).await;
-    let slow = "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/slow";
+    let slow =
+        "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/slow";
     let t = Instant::now();
     let r = call(&f, ADMIN, "POST", slow, &[], Some(json!({}))).await;
     let took = t.elapsed();
@@ -955,7 +955,7 @@ async fn real_kubectl_reads_pods_and_nodes() {
                 "auth",
                 "can-i",
                 "create",
-                "pods/checkpoint.checkpoint.kcr.dev",
+                "pods/checkpoint.subresources.checkpoint.kcr.dev",
             ])
             .output()
             .unwrap()

@@ -25,7 +25,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub const GOOD: &str = "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/web/checkpoint";
+pub const GOOD: &str =
+    "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/web/checkpoint";
 
 pub fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
     tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
@@ -40,7 +41,9 @@ pub fn identity(pem: &Pem) -> ServingCert {
 
 /// The path of `pods/{pod}/checkpoint` in `namespace`, segments as given.
 pub fn checkpoint_path(namespace: &str, pod: &str) -> String {
-    format!("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint")
+    format!(
+        "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/pods/{pod}/checkpoint"
+    )
 }
 
 use kcr_testkit::hostile::{HttpsRequest, https_request};
@@ -64,7 +67,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: checkpoint-creator}
 rules:
-- apiGroups: ["checkpoint.kcr.dev"]
+- apiGroups: ["subresources.checkpoint.kcr.dev"]
   resources: ["pods/checkpoint"]
   verbs: ["create"]
 - apiGroups: [""]

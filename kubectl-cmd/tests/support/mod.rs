@@ -32,7 +32,7 @@ pub enum Scenario {
     Ready,
     /// `/api/v1` lists `pods/checkpoint`: the core endpoint is used.
     CoreServed,
-    /// `/apis` does not list `checkpoint.kcr.dev`.
+    /// `/apis` does not list `subresources.checkpoint.kcr.dev`.
     NotInstalled,
     /// The group is listed but `pods/checkpoint` is not (gate off).
     GateOff,
@@ -530,10 +530,12 @@ async fn handle(
         ),
         ["api", "v1"] if get => json_response(StatusCode::OK, core_v1(scenario)),
         ["apis"] if get => json_response(StatusCode::OK, groups(scenario)),
-        ["apis", "checkpoint.kcr.dev"] if get && *scenario != Scenario::NotInstalled => {
+        ["apis", "subresources.checkpoint.kcr.dev"]
+            if get && *scenario != Scenario::NotInstalled =>
+        {
             json_response(StatusCode::OK, api_group())
         }
-        ["apis", "checkpoint.kcr.dev", "v1alpha1"] if get => match scenario {
+        ["apis", "subresources.checkpoint.kcr.dev", "v1alpha1"] if get => match scenario {
             Scenario::NotInstalled => no_route(),
             Scenario::BackendDown => status_response(status::service_unavailable(
                 "the server is currently unable to handle the request",
@@ -608,7 +610,7 @@ async fn handle(
         }
         [
             "apis",
-            "checkpoint.kcr.dev",
+            "subresources.checkpoint.kcr.dev",
             "v1alpha1",
             "namespaces",
             ns,

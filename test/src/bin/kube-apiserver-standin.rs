@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use kcr_testkit::standin::{self, Config, Credentials, Pki, aggregator, certs, request_info};
+use kcr_testkit::standin::{self, Config, Credentials, Pki, aggregator, certs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,10 +25,6 @@ enum Command {
     Serve(Serve),
     /// Write a kubeconfig for a user, by client certificate from the cert dir's client CA (or a token).
     Kubeconfig(Kubeconfig),
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    request_info::parse_go_duration(s)
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,7 +51,7 @@ struct Serve {
     #[arg(long = "service-address")]
     service_address: Vec<String>,
     /// Cut non-long-running requests after this long (a Go duration), like kube-apiserver's flag.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = api_types::duration::parse_go_duration)]
     request_timeout: Duration,
     /// Write an admin kubeconfig (O=system:masters) here once listening.
     #[arg(long)]

@@ -541,11 +541,11 @@ mod tests {
         );
         assert!(parse_service_address("ext=127.0.0.1:1").is_err());
         assert!(parse_service_address("a/b=127.0.0.1").is_err());
-        let ok = json!({"metadata": {"name": "v1alpha1.checkpoint.kcr.dev"}, "spec": {"group": "checkpoint.kcr.dev", "version": "v1alpha1",
+        let ok = json!({"metadata": {"name": "v1alpha1.subresources.checkpoint.kcr.dev"}, "spec": {"group": "subresources.checkpoint.kcr.dev", "version": "v1alpha1",
             "groupPriorityMinimum": 1000, "versionPriority": 15, "service": {"namespace": "kcr-system", "name": "ext"}, "insecureSkipTLSVerify": true}});
         validate(&ok).unwrap();
         let mut bad = ok.clone();
-        bad["metadata"]["name"] = json!("v1.checkpoint.kcr.dev");
+        bad["metadata"]["name"] = json!("v1.subresources.checkpoint.kcr.dev");
         assert!(
             validate(&bad)
                 .unwrap_err()

@@ -163,69 +163,15 @@ pub fn parse_timeout(query: Option<&str>) -> Result<Option<Duration>, String> {
         .map_err(|e| format!("{INVALID_TIMEOUT_IN_URL} - {e}"))
 }
 
-/// Go's `strconv.Quote` for the ASCII strings that reach it here.
-fn go_quote(s: &str) -> String {
-    format!("{s:?}")
-}
-
-/// A subset of Go's `time.ParseDuration` faithful for the inputs clients
-/// send: `[-+]?(\d+(\.\d*)?unit)+` or `0`. Negative durations come back as
-/// zero (the deadline filter treats them as "no user timeout").
+/// Go's `time.ParseDuration` (the project's one parser); a negative
+/// duration comes back as zero (the deadline filter treats it as "no user
+/// timeout").
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let orig = s;
-    let invalid = || format!("time: invalid duration {}", go_quote(orig));
-    let mut rest = s;
-    let mut negative = false;
-    if let Some(r) = rest.strip_prefix('-') {
-        negative = true;
-        rest = r;
-    } else if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
+    match api_types::duration::parse_go_duration(s) {
+        Ok(d) => Ok(d),
+        Err(api_types::duration::DurationError::Negative) => Ok(Duration::ZERO),
+        Err(e) => Err(e.to_string()),
     }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." {
-            return Err(invalid());
-        }
-        let value: f64 = num.parse().map_err(|_| invalid())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "" => return Err(format!("time: missing unit in duration {}", go_quote(orig))),
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            other => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    go_quote(other),
-                    go_quote(orig)
-                ));
-            }
-        };
-        total += value * scale;
-    }
-    if negative || !total.is_finite() {
-        return Ok(Duration::ZERO);
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -240,12 +186,12 @@ mod tests {
     fn resource_requests() {
         let i = p(
             http::Method::POST,
-            "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint",
+            "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/pods/p/checkpoint",
             Some("container=c"),
         );
         assert!(i.is_resource_request);
         assert_eq!(i.verb, "create");
-        assert_eq!(i.api_group, "checkpoint.kcr.dev");
+        assert_eq!(i.api_group, "subresources.checkpoint.kcr.dev");
         assert_eq!(i.api_version, "v1alpha1");
         assert_eq!(i.namespace, "ns");
         assert_eq!(i.resource, "pods");

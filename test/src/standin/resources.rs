@@ -430,25 +430,28 @@ mod tests {
 
     #[test]
     fn group_list_adds_apiservice_groups() {
-        let list = api_group_list(&[("checkpoint.kcr.dev".into(), vec!["v1alpha1".into()])]);
+        let list = api_group_list(&[(
+            "subresources.checkpoint.kcr.dev".into(),
+            vec!["v1alpha1".into()],
+        )]);
         let names: Vec<&str> = list.groups.iter().map(|g| g.name.as_str()).collect();
         for g in [
             "apps",
             "authentication.k8s.io",
             "authorization.k8s.io",
             "apiregistration.k8s.io",
-            "checkpoint.kcr.dev",
+            "subresources.checkpoint.kcr.dev",
         ] {
             assert!(names.contains(&g), "{g}");
         }
         let cp = list
             .groups
             .iter()
-            .find(|g| g.name == "checkpoint.kcr.dev")
+            .find(|g| g.name == "subresources.checkpoint.kcr.dev")
             .unwrap();
         assert_eq!(
             cp.preferred_version.as_ref().unwrap().group_version,
-            "checkpoint.kcr.dev/v1alpha1"
+            "subresources.checkpoint.kcr.dev/v1alpha1"
         );
     }
 }

@@ -1,7 +1,15 @@
-//! Durations on the command line, as kubectl reads them: Go's
-//! `time.ParseDuration` syntax (`30s`, `2m`, `1h30m`, `1.5s`), or a bare
-//! integer meaning seconds (what `--request-timeout=30` accepts).
+//! Durations as Kubernetes components read and print them: Go's
+//! `time.ParseDuration` syntax (`30s`, `2m`, `1h30m`, `1.5s`), Go's
+//! `time.Duration.String()` (`2m0s`), and kubectl's bare integer meaning
+//! seconds (what `--request-timeout=30` accepts).
+//!
+//! The one parser and formatter of the project: the plugin's flags, both
+//! servers' duration flags and the stand-in's `?timeout=` use it.
+//! [`GoDuration`] is the flag type (`FromStr` + `Display`, so clap parses
+//! and prints defaults with it).
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// A duration flag value that is not acceptable.
@@ -172,6 +180,47 @@ pub fn format_go_duration(d: Duration) -> String {
     }
 }
 
+/// A duration flag value in Go syntax: parses with [`parse_go_duration`],
+/// prints with [`format_go_duration`] (so `--help` shows `[default: 2m0s]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GoDuration(pub Duration);
+
+impl GoDuration {
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for GoDuration {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_go_duration(s).map(Self)
+    }
+}
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_go_duration(self.0))
+    }
+}
+
+impl From<GoDuration> for Duration {
+    fn from(d: GoDuration) -> Self {
+        d.0
+    }
+}
+
+impl From<Duration> for GoDuration {
+    fn from(d: Duration) -> Self {
+        Self(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +252,12 @@ mod tests {
             ("abc", None),
             ("9999999999999999999h", None),
             ("3000000h", None),
+            ("1s2", None),
+            ("1x", None),
+            ("1e400h", None),
+            ("1m30", None),
+            ("1..2s", None),
+            ("2 m", None),
         ];
         for (input, want) in table {
             assert_eq!(parse_go_duration(input).ok(), *want, "{input:?}");
@@ -244,6 +299,16 @@ mod tests {
         assert!(parse_seconds_or_duration("99999999999999999999").is_err());
         assert!(parse_seconds_or_duration("9999999999999").is_err());
         assert!(parse_seconds_or_duration("1.5").is_err());
+    }
+
+    #[test]
+    fn flag_type_round_trips() {
+        for text in ["0s", "500ms", "40s", "2m0s", "1h0m0s", "1m30.5s"] {
+            let d: GoDuration = text.parse().unwrap();
+            assert_eq!(d.to_string(), text);
+        }
+        assert_eq!("2m".parse::<GoDuration>(), Ok(GoDuration::from_secs(120)));
+        assert!("2".parse::<GoDuration>().is_err());
     }
 
     #[test]
