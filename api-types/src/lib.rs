@@ -9,6 +9,8 @@
 //!   `PodCheckpointOptions` in `k8s.io/api/core/v1`);
 //! * [`ContainerCheckpoint`], the object returned on success;
 //! * [`CheckpointResponse`], the kubelet's `{"items": [...]}` answer;
+//! * [`PodCheckpoint`], the declarative custom resource of `checkpoint.kcr.dev`
+//!   ([`podcheckpoint`]) and its CRD;
 //! * [`status`] builders for every failure `metav1.Status` of the contract;
 //! * [`duration`]: Go durations, parsed and printed once for every binary;
 //! * [`timeouts`]: the one timeout model (default, bound, nested deadlines);
@@ -22,6 +24,7 @@ pub mod duration;
 pub mod features;
 pub mod kubelet;
 pub mod options;
+pub mod podcheckpoint;
 pub mod status;
 pub mod timeouts;
 pub mod validation;
@@ -29,6 +32,7 @@ pub mod validation;
 pub use checkpoint::{ContainerCheckpoint, ContainerCheckpointSpec, ContainerCheckpointStatus};
 pub use kubelet::CheckpointResponse;
 pub use options::PodCheckpointOptions;
+pub use podcheckpoint::{PodCheckpoint, PodCheckpointSpec, PodCheckpointStatus};
 pub use status::StatusReason;
 
 /// Re-exported so users of the types need not pin k8s-openapi themselves.
