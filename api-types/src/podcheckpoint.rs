@@ -61,6 +61,8 @@ pub mod reason {
 }
 
 /// Which pod to checkpoint and how. Immutable after creation.
+// clippy reads the repeated `printcolumn(type_ = ...)` keys as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "checkpoint.kcr.dev",
