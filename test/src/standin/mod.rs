@@ -32,18 +32,25 @@
 // error is the HTTP answer, built once per failed request.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod aggregator;
 pub mod certs;
+pub mod crd;
+pub mod events;
 pub mod openapi;
+pub mod patch;
 pub mod protobuf;
 pub mod rbac;
 pub mod request_info;
 pub mod resources;
 pub mod reviews;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -114,6 +121,10 @@ pub struct Config {
     pub write_kubeconfig: Option<PathBuf>,
     /// `gitVersion` served at `/version`.
     pub version: String,
+    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Watch history, watcher bounds.
+    pub limits: store::Limits,
 }
 
 impl Config {
@@ -129,6 +140,8 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             write_kubeconfig: None,
             version: DEFAULT_VERSION.to_owned(),
+            bookmark_interval: server::DEFAULT_BOOKMARK_INTERVAL,
+            limits: store::Limits::default(),
         }
     }
 }
@@ -160,8 +173,9 @@ impl Running {
         ))
     }
 
-    /// Stop accepting, let requests in flight finish.
+    /// Stop accepting, end the watches, let requests in flight finish.
     pub async fn stop(mut self) {
+        self.state.store.shutdown();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -173,6 +187,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.state.store.shutdown();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -199,7 +214,7 @@ pub fn extension_apiserver_authentication(pki: &Pki) -> serde_json::Value {
 /// Build the state from `config` (PKI, policy, objects, tokens) without serving.
 pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppState)> {
     let pki = Pki::load_or_create(&config.cert_dir)?;
-    let store = store::Store::new();
+    let store = store::Store::with_limits(config.limits);
     for (i, o) in rbac::bootstrap_policy().into_iter().enumerate() {
         store.load_object(Path::new("bootstrap policy"), i, o)?;
     }
@@ -243,12 +258,13 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
         config.service_addresses.clone(),
     );
     let state = AppState {
-        store,
+        store: Arc::new(store),
         authn,
         aggregator,
         request_timeout: config.request_timeout,
         server_address: server_address.to_owned(),
         version: config.version.clone(),
+        bookmark_interval: config.bookmark_interval,
     };
     Ok((pki, state))
 }

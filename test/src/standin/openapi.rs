@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resources::{self, BUILTIN};
+use super::resources::{BUILTIN, ResourceType, Rt};
 
 /// The discovery path of a group version: `api/v1` or `apis/G/V`.
 fn gv_path(group: &str, version: &str) -> String {
@@ -18,11 +18,15 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// `/openapi/v3`: one entry per built-in group version.
-pub fn root(version: &str) -> Value {
+fn all(custom: &[Rt]) -> impl Iterator<Item = &ResourceType> {
+    BUILTIN.iter().chain(custom.iter()).map(|r| &**r)
+}
+
+/// `/openapi/v3`: one entry per group version (built-in and custom).
+pub fn root(version: &str, custom: &[Rt]) -> Value {
     let mut paths = Map::new();
-    for r in BUILTIN {
-        let p = gv_path(r.group, r.version);
+    for r in all(custom) {
+        let p = gv_path(&r.group, &r.version);
         paths.entry(p.clone()).or_insert_with(
             || json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(version))}),
         );
@@ -35,15 +39,17 @@ fn hash(version: &str) -> String {
 }
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/G/V`.
-pub fn group_version(group: &str, version: &str, server_version: &str) -> Option<Value> {
-    if !resources::has_group_version(group, version) {
+pub fn group_version(
+    group: &str,
+    version: &str,
+    server_version: &str,
+    custom: &[Rt],
+) -> Option<Value> {
+    if !all(custom).any(|r| r.group == group && r.version == version) {
         return None;
     }
     let mut paths = Map::new();
-    for r in BUILTIN
-        .iter()
-        .filter(|r| r.group == group && r.version == version && r.is_stored())
-    {
+    for r in all(custom).filter(|r| r.group == group && r.version == version && r.is_stored()) {
         let prefix = if group.is_empty() {
             format!("/api/{version}")
         } else {
@@ -82,7 +88,7 @@ mod tests {
 
     #[test]
     fn root_and_group_versions() {
-        let r = root("v1.33.0");
+        let r = root("v1.33.0", &[]);
         assert!(
             r["paths"]["api/v1"]["serverRelativeURL"]
                 .as_str()
@@ -90,10 +96,10 @@ mod tests {
                 .starts_with("/openapi/v3/api/v1?hash=")
         );
         assert!(r["paths"]["apis/apps/v1"].is_object());
-        let core = group_version("", "v1", "v1.33.0").unwrap();
+        let core = group_version("", "v1", "v1.33.0", &[]).unwrap();
         let pod = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
         assert_eq!(pod["x-kubernetes-group-version-kind"]["kind"], "Pod");
         assert!(core["paths"]["/api/v1/nodes/{name}"].is_object());
-        assert!(group_version("nope", "v1", "v").is_none());
+        assert!(group_version("nope", "v1", "v", &[]).is_none());
     }
 }
