@@ -978,10 +978,16 @@ async fn resource(
         "status" if rt.status_subresource => Subresource::Status,
         _ => return Err(status::path_not_found()),
     };
-    if !rt.serves(&info.verb) && sub == Subresource::Main {
-        if rt.custom.as_ref().is_some_and(|c| c.terminating) && info.verb == "create" {
-            return Err(status::crd_terminating(&rt));
-        }
+    if rt.custom.as_ref().is_some_and(|c| c.terminating) && info.verb == "create" {
+        // Discovery shows fewer verbs while the CRD terminates; only create is refused.
+        return Err(status::crd_terminating(&rt));
+    }
+    let served = if rt.is_custom() {
+        crd::VERBS.contains(&info.verb.as_str())
+    } else {
+        rt.serves(&info.verb)
+    };
+    if !served && sub == Subresource::Main {
         return Err(status::method_not_supported(&rt, &info.verb));
     }
     let out = negotiate(req.header(http::header::ACCEPT))?;

@@ -230,15 +230,17 @@ pub fn invalid_fields(
     name: &str,
     errors: &[FieldError],
 ) -> StatusError {
-    let text = match errors {
-        [one] => one.text(),
-        many => format!(
-            "[{}]",
-            many.iter()
-                .map(FieldError::text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    // `utilerrors.NewAggregate(...).Error()`: identical messages once.
+    let mut texts: Vec<String> = Vec::new();
+    for e in errors {
+        let t = e.text();
+        if !texts.contains(&t) {
+            texts.push(t);
+        }
+    }
+    let text = match texts.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
     };
     let causes = errors
         .iter()

@@ -354,8 +354,15 @@ fn encode_continue(rv: u64, start: &str) -> String {
 /// `storage.DecodeContinue`: `(start key, rv)`.
 fn decode_continue(token: &str) -> Result<(String, u64), String> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim_end_matches('='))
+    // Go's RawURLEncoding: no padding, trailing bits ignored.
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let bytes = engine
+        .decode(token)
         .map_err(|e| format!("illegal base64 data: {e}"))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
         format!(
@@ -826,7 +833,21 @@ impl Store {
         let after: std::collections::BTreeSet<String> =
             custom.values().map(|r| r.storage.clone()).collect();
         inner.custom = custom;
+        let now = inner.resource_version;
+        for new in after.difference(&before) {
+            // A new resource's watch cache starts now: older resourceVersions are 410.
+            inner.history.insert(
+                new.clone(),
+                History {
+                    start: now,
+                    ..Default::default()
+                },
+            );
+        }
         for gone in before.difference(&after) {
+            if !Self::range(&inner.objects, gone).any(|_| true) {
+                inner.history.remove(gone);
+            }
             let _ = self.notices.send(Notice::Gone(gone.clone()));
         }
     }
