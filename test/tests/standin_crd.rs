@@ -2162,3 +2162,224 @@ async fn crds_and_custom_resources_load_from_objects_files() {
     assert_eq!(r["spec"]["name"], "s");
     assert_eq!(r["status"]["phase"], "Seeded");
 }
+
+/// The kubectl binaries of this machine: `kubectl.1.27` … `kubectl.1.33`
+/// beside the `kubectl` on PATH (as `hack/setup.sh` installs them).
+fn kubectl_binaries(versions: &[&str]) -> Vec<(String, std::path::PathBuf)> {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("kubectl")).find(|k| k.is_file()))
+        .unwrap_or_else(|| panic!("kubectl is not on PATH: the stand-in's kubectl tests need kubectl.1.27 … kubectl.1.33 beside it"));
+    let dir = std::fs::canonicalize(&on_path)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    versions
+        .iter()
+        .map(|v| {
+            let bin = dir.join(format!("kubectl.{v}"));
+            assert!(
+                bin.is_file(),
+                "{} is missing: the stand-in's kubectl tests run kubectl {v}",
+                bin.display()
+            );
+            ((*v).to_owned(), bin)
+        })
+        .collect()
+}
+
+struct Kubectl {
+    bin: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    cache: std::path::PathBuf,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env("HOME", self.cache.parent().unwrap());
+        c
+    }
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = self.command(args);
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed: {err}{out}");
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_kubectl_flows_on_custom_resources() {
+    let bins = kubectl_binaries(&["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"]);
+    for (version, bin) in bins {
+        let f = start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let k = Kubectl {
+            bin,
+            kubeconfig: f._dir.path().join("admin.kubeconfig"),
+            cache: dir.path().join("cache"),
+        };
+        let crd_file = dir.path().join("crd.yaml");
+        std::fs::write(&crd_file, serde_saphyr::to_string(&widget_crd()).unwrap()).unwrap();
+        let out = k.ok(&["apply", "-f", crd_file.to_str().unwrap()]).await;
+        assert_eq!(
+            out.trim(),
+            "customresourcedefinition.apiextensions.k8s.io/widgets.probes.example.test created",
+            "{version}"
+        );
+        let obj = dir.path().join("w1.yaml");
+        std::fs::write(&obj, "apiVersion: probes.example.test/v1alpha1\nkind: Widget\nmetadata: {name: w1, namespace: api-probe, labels: {app: demo}}\nspec: {name: alpha, timeoutSeconds: 30, containers: [c1, c2]}\n").unwrap();
+        let out = k.ok(&["create", "-f", obj.to_str().unwrap()]).await;
+        assert_eq!(
+            out.trim(),
+            "widget.probes.example.test/w1 created",
+            "{version}"
+        );
+        let wf = dir.path().join("wf.yaml");
+        std::fs::write(&wf, "apiVersion: probes.example.test/v1alpha1\nkind: Widget\nmetadata: {name: wf, namespace: api-probe, finalizers: [probes.example.test/cleanup]}\nspec: {name: wf}\n").unwrap();
+        k.ok(&["apply", "-f", wf.to_str().unwrap()]).await;
+
+        let out = k.ok(&["get", "widgets", "-n", "api-probe"]).await;
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            vec!["NAME", "TARGET", "PHASE", "AGE"],
+            "{version}: {out}"
+        );
+        assert_eq!(lines[1][..2], ["w1", "alpha"], "{version}: {out}");
+        let out = k.ok(&["get", "wdg", "-n", "api-probe", "-o", "wide"]).await;
+        assert!(
+            out.lines().next().unwrap().contains("TIMEOUT"),
+            "{version}: {out}"
+        );
+        let out = k
+            .ok(&["get", "probes", "-n", "api-probe", "-o", "name"])
+            .await;
+        assert_eq!(
+            out.trim(),
+            "widget.probes.example.test/w1\nwidget.probes.example.test/wf",
+            "{version}"
+        );
+        let out = k
+            .ok(&["get", "widget", "w1", "-n", "api-probe", "-o", "yaml"])
+            .await;
+        assert!(
+            out.contains("timeoutSeconds: 30") && out.contains("kind: Widget"),
+            "{version}: {out}"
+        );
+        let (ok, _, err) = k.run(&["get", "widget", "nope", "-n", "api-probe"]).await;
+        assert!(!ok);
+        assert_eq!(
+            err.trim(),
+            "Error from server (NotFound): widgets.probes.example.test \"nope\" not found",
+            "{version}"
+        );
+        let out = k
+            .ok(&["get", "--raw", "/apis/probes.example.test/v1alpha1"])
+            .await;
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["resources"][0]["name"],
+            "widgets"
+        );
+
+        // wait: Ready set a moment later by another client through /status.
+        let mut waiting = k.command(&[
+            "wait",
+            "--for=condition=Ready",
+            "widget/w1",
+            "-n",
+            "api-probe",
+            "--timeout=30s",
+        ]);
+        let child = tokio::task::spawn_blocking(move || waiting.output().unwrap());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let r = f.http.merge(&format!("{W}/w1/status"), &json!({"status": {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True", "reason": "AllGood", "message": "widget is ready", "lastTransitionTime": "2026-11-30T05:45:00Z"}]}})).await;
+        assert_eq!(r.code, 200);
+        let out = child.await.unwrap();
+        assert!(
+            out.status.success(),
+            "{version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "widget.probes.example.test/w1 condition met"
+        );
+
+        // describe, with an event about it.
+        let uid = f.http.get(&format!("{W}/w1")).await.json()["metadata"]["uid"].clone();
+        f.http.post("/api/v1/namespaces/api-probe/events", &json!({"metadata": {"name": "w1.core1"}, "involvedObject": {"apiVersion": "probes.example.test/v1alpha1", "kind": "Widget", "name": "w1", "namespace": "api-probe", "uid": uid},
+            "reason": "Probed", "message": "core/v1 event for w1", "type": "Normal", "source": {"component": "probe-client"}, "firstTimestamp": "2026-11-30T05:46:00Z", "lastTimestamp": "2026-11-30T05:46:00Z", "count": 1})).await;
+        let out = k.ok(&["describe", "widget", "w1", "-n", "api-probe"]).await;
+        for want in [
+            "Name:         w1",
+            "Kind:         Widget",
+            "Timeout Seconds:  30",
+            "Type:                  Ready",
+            "Probed",
+            "core/v1 event for w1",
+        ] {
+            assert!(out.contains(want), "{version}: {want:?} not in\n{out}");
+        }
+
+        // delete waits until the finalizer is gone.
+        let mut deleting =
+            k.command(&["delete", "widget", "wf", "-n", "api-probe", "--timeout=30s"]);
+        let started = Instant::now();
+        let child = tokio::task::spawn_blocking(move || deleting.output().unwrap());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            f.http.get(&format!("{W}/wf")).await.json()["metadata"]["deletionTimestamp"]
+                .is_string()
+        );
+        let r = f
+            .http
+            .patch(
+                &format!("{W}/wf"),
+                "application/json-patch+json",
+                r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+            )
+            .await;
+        assert_eq!(r.code, 200);
+        let out = child.await.unwrap();
+        assert!(
+            out.status.success(),
+            "{version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "widget.probes.example.test \"wf\" deleted"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(1400),
+            "kubectl waited for the finalizer"
+        );
+        let (ok, out, _) = k
+            .run(&["get", "widgets", "-n", "api-probe", "-o", "name"])
+            .await;
+        assert!(ok);
+        assert_eq!(out.trim(), "widget.probes.example.test/w1", "{version}");
+        // Built-ins keep printing sensibly.
+        let out = k.ok(&["get", "namespaces"]).await;
+        assert!(out.starts_with("NAME"), "{version}: {out}");
+    }
+}

@@ -3,7 +3,10 @@
 //! for a PATCH operation tagged with the object's group/version/kind and a
 //! `fieldValidation` query parameter, so `kubectl create -f` / `apply -f`
 //! work without `--validate=false`. No schemas: `kubectl explain` is not served.
-//! `/openapi/v2` stays 404 (kubectl asks for it as protobuf).
+//! `/openapi/v2` is a document without definitions, as JSON or as the
+//! protobuf (`gnostic` `openapi_v2.Document`) kubectl asks for: kubectl 1.27's
+//! `apply` needs it to exist; with no definitions it patches with JSON merge
+//! patches.
 
 use serde_json::{Map, Value, json};
 
@@ -80,6 +83,44 @@ pub fn group_version(
         "paths": paths,
         "components": {"schemas": {}},
     }))
+}
+
+/// kubectl's media type for `/openapi/v2`.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The Content-Type kube-openapi answers it with (no `@`: Go's mime parser refuses it).
+pub const V2_PROTOBUF_RETURNED: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2` as JSON: no paths, no definitions.
+pub fn v2_json(server_version: &str) -> Value {
+    json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": server_version}, "paths": {}, "definitions": {}})
+}
+
+fn proto_field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+    out.push((number << 3) | 2);
+    let mut len = bytes.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.extend_from_slice(bytes);
+}
+
+/// `/openapi/v2` as gnostic's `openapi_v2.Document` protobuf: `swagger`
+/// (1), `info` (2: `title` 1, `version` 2), empty `paths` (8).
+pub fn v2_protobuf(server_version: &str) -> Vec<u8> {
+    let mut info = Vec::new();
+    proto_field(&mut info, 1, b"Kubernetes");
+    proto_field(&mut info, 2, server_version.as_bytes());
+    let mut doc = Vec::new();
+    proto_field(&mut doc, 1, b"2.0");
+    proto_field(&mut doc, 2, &info);
+    proto_field(&mut doc, 8, &[]);
+    doc
 }
 
 #[cfg(test)]

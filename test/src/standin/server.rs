@@ -384,6 +384,22 @@ fn discovery(s: &AppState, info: &RequestInfo, method: &Method, headers: &Header
                 None => page_not_found(),
             }
         }
+        ["openapi", "v2"] => {
+            let accept = headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept.contains(openapi::V2_PROTOBUF) {
+                let mut r = (StatusCode::OK, openapi::v2_protobuf(&s.version)).into_response();
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(openapi::V2_PROTOBUF_RETURNED),
+                );
+                r
+            } else {
+                ok(openapi::v2_json(&s.version))
+            }
+        }
         ["openapi", "v3"] => ok(openapi::root(&s.version, &custom)),
         ["openapi", "v3", "api", version] => {
             match openapi::group_version("", version, &s.version, &custom) {
