@@ -697,6 +697,37 @@ async fn schema_validation_and_field_validation_modes() {
             .unwrap()
             .ends_with("strict decoding error: unknown field \"metadata.bogusMeta\"")
     );
+    for (name, mode) in [("x6", "Warn"), ("x7", "Strict")] {
+        let dup = format!(
+            r#"{{"apiVersion":"probes.example.test/v1alpha1","kind":"Widget","metadata":{{"name":"{name}"}},"spec":{{"name":"x","name":"y"}}}}"#
+        );
+        let r = h
+            .call(
+                "POST",
+                &format!("{W}?fieldValidation={mode}"),
+                &[("Content-Type", "application/json")],
+                Some(dup.as_bytes()),
+            )
+            .await;
+        if mode == "Warn" {
+            assert_eq!(
+                (r.code, r.json()["spec"]["name"].as_str()),
+                (201, Some("y"))
+            );
+            assert_eq!(
+                r.header("warning"),
+                r#"299 - "duplicate field \"spec.name\"""#
+            );
+        } else {
+            assert_eq!(
+                (r.code, r.json()["message"].as_str().unwrap()),
+                (
+                    400,
+                    "Widget in version \"v1alpha1\" cannot be handled as a Widget: strict decoding error: duplicate field \"spec.name\""
+                )
+            );
+        }
+    }
     let r = h
         .post(
             &format!("{W}?fieldValidation=Bogus"),
@@ -2382,4 +2413,66 @@ async fn real_kubectl_flows_on_custom_resources() {
         let out = k.ok(&["get", "namespaces"]).await;
         assert!(out.starts_with("NAME"), "{version}: {out}");
     }
+}
+
+#[tokio::test]
+async fn request_controlled_memory_is_bounded() {
+    let f = start_with(|c, _| {
+        c.limits.history_changes = 3;
+        c.limits.max_watchers = 1;
+    })
+    .await;
+    with_crds(&f).await;
+    let h = &f.http;
+    let first = h
+        .post(W, &widget("w1", json!({}), json!({"name": "w1"})))
+        .await
+        .json();
+    for i in 0..5 {
+        h.merge(
+            &format!("{W}/w1"),
+            &json!({"metadata": {"labels": {"n": i.to_string()}}}),
+        )
+        .await;
+    }
+    // The history kept 3 changes: a watch from the create is too old, a list at it too.
+    let mut w = h
+        .watch(
+            &format!("{W}?watch=true&resourceVersion={}", rv_of(&first)),
+            &[],
+        )
+        .await;
+    let evs = w.rest(Duration::from_secs(3)).await;
+    assert_eq!((evs.len(), ev_type(&evs[0])), (1, "ERROR"));
+    assert_eq!(evs[0]["object"]["code"], 410);
+    let r = h
+        .get(&format!(
+            "{W}?resourceVersion={}&resourceVersionMatch=Exact",
+            rv_of(&first)
+        ))
+        .await;
+    assert_eq!(r.code, 410);
+    // One watcher at a time.
+    let mut open = h
+        .watch(&format!("{W}?watch=true&timeoutSeconds=3"), &[])
+        .await;
+    assert_eq!(open.code, 200);
+    let r = h.get(&format!("{W}?watch=true&timeoutSeconds=3")).await;
+    assert_eq!(
+        (r.code, r.json()["reason"].as_str()),
+        (429, Some("TooManyRequests"))
+    );
+    assert_eq!(open.next().await["type"], "ADDED");
+    drop(open);
+    // Bodies: kube-apiserver's 3 MiB.
+    let big = vec![b' '; 3 * 1024 * 1024 + 1];
+    let r = h
+        .call(
+            "POST",
+            W,
+            &[("Content-Type", "application/json")],
+            Some(&big),
+        )
+        .await;
+    assert_eq!(r.code, 413);
 }

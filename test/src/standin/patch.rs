@@ -280,6 +280,96 @@ fn go_context(bytes: &[u8], offset: usize) -> &'static str {
     }
 }
 
+/// Parse JSON like Go's strict decoder sees it: the value (the last of
+/// duplicate keys wins, as in Go) and the paths of duplicated keys
+/// (`spec.name`), for `fieldValidation`.
+pub fn parse_with_duplicates(bytes: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let dups = std::cell::RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = Seed {
+        path: String::new(),
+        dups: &dups,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok((v, dups.into_inner()))
+}
+
+struct Seed<'a> {
+    path: String,
+    dups: &'a std::cell::RefCell<Vec<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Seed<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        loop {
+            let seed = Seed {
+                path: format!("{}[{}]", self.path, out.len()),
+                dups: self.dups,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(v) => out.push(v),
+                None => return Ok(Value::Array(out)),
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            let v = map.next_value_seed(Seed {
+                path: path.clone(),
+                dups: self.dups,
+            })?;
+            if out.insert(key, v).is_some() {
+                self.dups.borrow_mut().push(path);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +429,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o["metadata"]["finalizers"], json!(["f", "g"]));
+    }
+
+    #[test]
+    fn duplicates() {
+        let (v, d) =
+            parse_with_duplicates(br#"{"spec":{"name":"x","name":"y","l":[{"a":1,"a":2}]}}"#)
+                .unwrap();
+        assert_eq!(v["spec"]["name"], "y");
+        assert_eq!(d, vec!["spec.name", "spec.l[0].a"]);
     }
 
     #[test]

@@ -582,10 +582,21 @@ async fn read_bytes(body: Body) -> Result<bytes::Bytes, StatusError> {
 /// only (what kubectl's typed clients send for `auth can-i`, `auth whoami`,
 /// `create namespace`); YAML is read too; anything else gets 415.
 async fn read_body(body: Body, content_type: &str, decodable: bool) -> Result<Value, StatusError> {
+    read_body_checked(body, content_type, decodable)
+        .await
+        .map(|(v, _)| v)
+}
+
+/// [`read_body`], with the paths of duplicated JSON keys.
+async fn read_body_checked(
+    body: Body,
+    content_type: &str,
+    decodable: bool,
+) -> Result<(Value, Vec<String>), StatusError> {
     let bytes = read_bytes(body).await?;
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     match media_type {
-        "" | "application/json" => serde_json::from_slice(&bytes).map_err(|_| {
+        "" | "application/json" => patch::parse_with_duplicates(&bytes).map_err(|_| {
             status::bad_request(format!(
                 "couldn't get version/kind; json parse error: {}",
                 patch::go_json_error(&bytes)
@@ -594,12 +605,13 @@ async fn read_body(body: Body, content_type: &str, decodable: bool) -> Result<Va
         "application/yaml" => {
             let text = String::from_utf8_lossy(&bytes);
             match store::parse_yaml_docs(&text) {
-                Ok(mut docs) if docs.len() == 1 => Ok(docs.remove(0)),
+                Ok(mut docs) if docs.len() == 1 => Ok((docs.remove(0), Vec::new())),
                 Ok(_) => Err(status::bad_request("expected exactly one YAML document")),
                 Err(e) => Err(status::bad_request(format!("yaml parse error: {e}"))),
             }
         }
         protobuf::MEDIA_TYPE if decodable => protobuf::decode(&bytes)
+            .map(|v| (v, Vec::new()))
             .map_err(|e| status::bad_request(format!("protobuf parse error: {e}"))),
         other => Err(status::with_reason(
             415,
@@ -658,28 +670,29 @@ fn decode_custom(
     body: &mut Value,
     mode: FieldValidation,
     warnings: &mut Vec<String>,
+    duplicates: &[String],
 ) -> Result<(), StatusError> {
-    let Some(custom) = &rt.custom else {
-        return Ok(());
-    };
-    let unknown = schema::prune_object(&custom.schema, body);
-    schema::apply_defaults(&custom.schema, body);
-    if unknown.is_empty() {
+    let mut problems: Vec<String> = duplicates
+        .iter()
+        .map(|d| format!("duplicate field \"{d}\""))
+        .collect();
+    if let Some(custom) = &rt.custom {
+        let unknown = schema::prune_object(&custom.schema, body);
+        schema::apply_defaults(&custom.schema, body);
+        problems.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
     match mode {
         FieldValidation::Ignore => Ok(()),
         FieldValidation::Warn => {
-            warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+            warnings.extend(problems);
             Ok(())
         }
         FieldValidation::Strict => Err(status::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
-            unknown
-                .iter()
-                .map(|u| format!("unknown field \"{u}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            problems.join(", "),
             kind = rt.kind,
             v = rt.version,
         ))),
@@ -1038,8 +1051,9 @@ async fn resource(
             let dry = dry_run(req, "CreateOptions")?;
             let mode = field_validation(req, "CreateOptions")?;
             let mut warnings = Vec::new();
-            let mut body = read_body(body, req.content_type(), rt.kind == "Namespace").await?;
-            decode_custom(&rt, &mut body, mode, &mut warnings)?;
+            let (mut body, dups) =
+                read_body_checked(body, req.content_type(), rt.kind == "Namespace").await?;
+            decode_custom(&rt, &mut body, mode, &mut warnings, &dups)?;
             let body = unview(&rt, body);
             admit(&rt, &body, &object_name(&body), true, s)?;
             let validate = |new: &Value, old: Option<&Value>| {
@@ -1062,8 +1076,8 @@ async fn resource(
             let dry = dry_run(req, "UpdateOptions")?;
             let mode = field_validation(req, "UpdateOptions")?;
             let mut warnings = Vec::new();
-            let mut body = read_body(body, req.content_type(), false).await?;
-            decode_custom(&rt, &mut body, mode, &mut warnings)?;
+            let (mut body, dups) = read_body_checked(body, req.content_type(), false).await?;
+            decode_custom(&rt, &mut body, mode, &mut warnings, &dups)?;
             let body = unview(&rt, body);
             if sub == Subresource::Main {
                 admit(&rt, &body, name, false, s)?;
@@ -1187,7 +1201,7 @@ async fn resource(
                         })?,
                         None => patch::merge(&mut doc, &patch_doc),
                     }
-                    decode_custom(&rt2, &mut doc, mode, &mut warnings)?;
+                    decode_custom(&rt2, &mut doc, mode, &mut warnings, &[])?;
                     let doc = unview(&rt2, doc);
                     if sub == Subresource::Main {
                         admit(&rt2, &doc, name, false, s)?;
