@@ -1,32 +1,41 @@
 //! `kube-apiserver-standin`: a test double for kube-apiserver and its
-//! aggregator, for exactly the calls this project makes. No kube-apiserver can
-//! be installed on these machines, so the tests and the local stack use this;
-//! product code never knows (it only sees an API server behind a kubeconfig).
+//! aggregator. No kube-apiserver can be installed on these machines, so the
+//! tests and the local stack use this; product code never knows (it only sees
+//! an API server behind a kubeconfig). It answers as kube-apiserver 1.28 did,
+//! request by request, in `shared/design/KUBE-API-OBSERVED.md`, and follows
+//! the upstream source where that is silent.
 //!
-//! It is honest where it matters to the project:
 //! * real TLS from its own CA; client certificates from its client CA
 //!   (CN = user, O = groups) and static bearer tokens
 //!   (`--token-auth-file`, kube's CSV) authenticate; everyone else gets 401
 //!   (anonymous auth off; `/healthz`, `/livez`, `/readyz` are open);
 //! * RBAC decisions over real Role/ClusterRole/RoleBinding/ClusterRoleBinding
 //!   objects ([`rbac`]), the bootstrap roles a fresh cluster has, and
-//!   `system:masters`; request attributes parsed as kube-apiserver parses them
-//!   ([`request_info`]), so an aggregated `POST .../pods/P/checkpoint` is
-//!   `create` on `pods/checkpoint` in the extension's group;
-//! * TokenReview, SubjectAccessReview, SelfSubjectAccessReview answered from
-//!   the same tokens and policy ([`reviews`]);
+//!   `system:masters`, made before any lookup; request attributes parsed as
+//!   kube-apiserver parses them ([`request_info`]);
+//! * TokenReview, SubjectAccessReview, SelfSubjectAccessReview ([`reviews`]);
 //! * APIServices proxied over TLS with the front-proxy client certificate
 //!   and `X-Remote-*` headers ([`aggregator`]); the
 //!   `kube-system/extension-apiserver-authentication` ConfigMap published at
 //!   start;
+//! * CustomResourceDefinitions ([`crd`]) registering their resources in
+//!   discovery ([`resources`]) and the store, with structural schemas and
+//!   CEL rules ([`schema`], [`admission`]);
+//! * one store for every type ([`store`]): a global resourceVersion,
+//!   optimistic concurrency, generation, the status subresource, finalizers,
+//!   a bounded per-type history for watches ([`watch`]) and historical lists;
+//!   merge and JSON patches ([`patch`]); label and field selectors
+//!   ([`selector`]); both Event APIs over one set of objects ([`events`]);
+//!   Table output for `kubectl get` ([`table`]);
 //! * `--request-timeout` (60 s) and `?timeout=` (a Go duration) cut
-//!   non-long-running requests with kube-apiserver's 504 Status.
+//!   non-long-running requests with kube-apiserver's 504 Status; watches are
+//!   long-running.
 //!
-//! Objects live in memory ([`store`]): loaded from YAML (`--objects`) and
-//! created, replaced, read, listed (label/field selectors) and deleted
-//! through the API. Not served: watch, patch, server-side apply, Table
-//! output (plain JSON lists; kubectl copes), OpenAPI schemas (see [`openapi`]), aggregated
-//! discovery (kubectl falls back to the legacy documents), impersonation.
+//! Not served, on purpose (see `test/README.md`): server-side apply (415
+//! saying so), managedFields (left out entirely), aggregated discovery (the
+//! legacy documents are served; kubectl 1.27–1.33 use them), strategic merge
+//! patch on built-ins, OpenAPI schemas, conversion and admission webhooks,
+//! impersonation.
 
 // Handlers return `StatusError` (a whole `metav1.Status`) by value: the
 // error is the HTTP answer, built once per failed request.
