@@ -2476,3 +2476,110 @@ async fn request_controlled_memory_is_bounded() {
         .await;
     assert_eq!(r.code, 413);
 }
+
+#[tokio::test]
+async fn name_conflicts_versions_and_leases() {
+    let f = start().await;
+    with_crds(&f).await;
+    let h = &f.http;
+    // A second CRD claiming the plural of an established one is not accepted.
+    let mut clash = widget_crd();
+    clash["metadata"]["name"] = json!("gizmos.probes.example.test");
+    clash["spec"]["names"]["plural"] = json!("gizmos");
+    clash["spec"]["names"]["singular"] = json!("gizmo");
+    clash["spec"]["names"]["kind"] = json!("Widget");
+    clash["spec"]["names"]["listKind"] = json!("GizmoList");
+    assert_eq!(h.post(CRDS, &clash).await.code, 201);
+    let crd = h
+        .get(&format!("{CRDS}/gizmos.probes.example.test"))
+        .await
+        .json();
+    let accepted = crd["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "NamesAccepted")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            accepted["status"].as_str(),
+            accepted["reason"].as_str(),
+            accepted["message"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("KindConflict"),
+            Some("\"Widget\" is already in use")
+        )
+    );
+    let r = h
+        .get("/apis/probes.example.test/v1alpha1/namespaces/api-probe/gizmos")
+        .await;
+    assert_eq!(
+        (r.code, r.body.as_str()),
+        (404, "404 page not found\n"),
+        "not established, not served"
+    );
+
+    // Two served versions (conversion None): one set of objects, the preferred version first.
+    let mut multi = gadget_crd();
+    multi["metadata"]["name"] = json!("sprockets.probes.example.test");
+    multi["spec"]["names"] = json!({"plural": "sprockets", "kind": "Sprocket"});
+    let v1 = multi["spec"]["versions"][0].clone();
+    let mut v1beta1 = v1.clone();
+    v1beta1["name"] = json!("v1beta1");
+    v1beta1["storage"] = json!(false);
+    let mut v1 = v1;
+    v1["name"] = json!("v1");
+    multi["spec"]["versions"] = json!([v1beta1, v1]);
+    let r = h.post(CRDS, &multi).await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    let created = h.post("/apis/probes.example.test/v1beta1/namespaces/api-probe/sprockets", &json!({"apiVersion": "probes.example.test/v1beta1", "kind": "Sprocket", "metadata": {"name": "s"}, "spec": {"name": "s"}})).await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    let as_v1 = h
+        .get("/apis/probes.example.test/v1/namespaces/api-probe/sprockets/s")
+        .await
+        .json();
+    assert_eq!(as_v1["apiVersion"], "probes.example.test/v1");
+    let group = h.get("/apis/probes.example.test").await.json();
+    assert_eq!(group["preferredVersion"]["version"], "v1");
+    let versions: Vec<&str> = group["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["v1", "v1beta1", "v1alpha1"]);
+
+    // Leases (coordination.k8s.io/v1), as an agent's leader election uses them.
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "agent"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}});
+    let r = h
+        .post(
+            "/apis/coordination.k8s.io/v1/namespaces/api-probe/leases",
+            &lease,
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    let mut l = r.json();
+    l["spec"]["holderIdentity"] = json!("b");
+    assert_eq!(
+        h.put(
+            "/apis/coordination.k8s.io/v1/namespaces/api-probe/leases/agent",
+            &l
+        )
+        .await
+        .json()["spec"]["holderIdentity"],
+        "b"
+    );
+    assert_eq!(
+        h.put(
+            "/apis/coordination.k8s.io/v1/namespaces/api-probe/leases/agent",
+            &l
+        )
+        .await
+        .code,
+        409,
+        "stale"
+    );
+}

@@ -718,6 +718,52 @@ mod tests {
     }
 
     #[test]
+    fn keywords_defaults_and_nulls() {
+        let s = json!({"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+            "tag": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 3, "minLength": 2},
+            "list": {"type": "array", "maxItems": 2, "minItems": 1, "items": {"type": "integer"}},
+            "opt": {"type": "integer", "nullable": true},
+            "n": {"type": "integer", "default": 5},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "port": {"x-kubernetes-int-or-string": true},
+            "ratio": {"type": "number", "exclusiveMinimum": true, "minimum": 0}}});
+        let mut o = json!({"tag": "x", "list": [1, 2, 3], "opt": null, "n": null, "free": {"any": {"thing": 1}}, "port": "http", "ratio": 0});
+        assert!(prune_object(&s, &mut o).is_empty());
+        apply_defaults(&s, &mut o);
+        assert_eq!(o["mode"], "a");
+        assert_eq!(
+            o["n"], 5,
+            "a null on a non-nullable field is dropped, then defaulted"
+        );
+        assert_eq!(o["opt"], Value::Null);
+        assert_eq!(o["free"]["any"]["thing"], 1);
+        let mut errs = Vec::new();
+        validate(&s, &o, "", &mut errs);
+        let texts: Vec<String> = errs.iter().map(FieldError::text).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "list: Too many: 3: must have at most 2 items",
+                "ratio: Invalid value: 0: ratio in body should be greater than 0",
+                "tag: Invalid value: \"x\": tag in body should be at least 2 chars long",
+            ]
+        );
+        let mut errs = Vec::new();
+        validate(&s, &json!({"mode": "c", "tag": "ABCD"}), "", &mut errs);
+        let texts: Vec<String> = errs.iter().map(FieldError::text).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "mode: Unsupported value: \"c\": supported values: \"a\", \"b\"",
+                "tag: Too long: may not be longer than 3",
+                "tag: Invalid value: \"ABCD\": tag in body should match '^[a-z]+$'",
+            ]
+        );
+        assert!(errs[0].blocks_rules() && errs[1].blocks_rules() && !errs[2].blocks_rules());
+    }
+
+    #[test]
     fn transition_rules_run_on_update_only() {
         let s = widget_schema();
         let new = json!({"spec":{"name":"a","timeoutSeconds":31}});
