@@ -246,14 +246,18 @@ pub fn go_json_error(bytes: &[u8]) -> String {
         Ok(_) => "unexpected end of JSON input".into(),
         Err(e) if e.is_eof() => "unexpected end of JSON input".into(),
         Err(e) => {
-            let offset = bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(k, _)| k + 1)
-                .nth(e.line().saturating_sub(2))
-                .unwrap_or(0)
-                + e.column().saturating_sub(1);
+            let line_start = if e.line() <= 1 {
+                0
+            } else {
+                bytes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .map(|(k, _)| k + 1)
+                    .nth(e.line() - 2)
+                    .unwrap_or(0)
+            };
+            let offset = line_start + e.column().saturating_sub(1);
             match bytes.get(offset) {
                 Some(&b) => format!(
                     "invalid character {} {}",
@@ -452,5 +456,13 @@ mod tests {
         );
         assert_eq!(go_json_error(b""), "unexpected end of JSON input");
         assert_eq!(go_json_error(b"{\"a\":1"), "unexpected end of JSON input");
+        assert_eq!(
+            go_json_error(b"{\"a\" 1}"),
+            "invalid character '1' after object key"
+        );
+        assert_eq!(
+            go_json_error(b"{\n\"a\":1,\n}"),
+            "invalid character '}' looking for beginning of object key string"
+        );
     }
 }

@@ -600,7 +600,20 @@ pub fn validate_rules(
                 Some(m) if !m.is_empty() => m.to_owned(),
                 _ => format!("failed rule: {rule}"),
             };
-            match program.execute(&ctx) {
+            // A rule is the CRD author's code: a panic in the interpreter
+            // must not take the request down without a Status.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&ctx)));
+            let Ok(result) = result else {
+                errs.push(rule_error(
+                    path,
+                    schema_type,
+                    r,
+                    "rule evaluation failed".into(),
+                ));
+                continue;
+            };
+            match result {
                 Ok(cel::Value::Bool(true)) => {}
                 Ok(cel::Value::Bool(false)) => {
                     errs.push(rule_error(path, schema_type, r, message()));

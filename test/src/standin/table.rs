@@ -572,6 +572,25 @@ fn printer(rt: &ResourceType) -> (Vec<Value>, Cells) {
                 ]
             }),
         ),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => (
+            // kube's default table convertor: Name, Created At.
+            vec![
+                name_column(),
+                column(
+                    "Created At",
+                    "date",
+                    "",
+                    crd::CREATION_TIMESTAMP_DESCRIPTION,
+                    0,
+                ),
+            ],
+            Box::new(|o| {
+                vec![
+                    json!(s(o, "/metadata/name")),
+                    json!(s(o, "/metadata/creationTimestamp")),
+                ]
+            }),
+        ),
         ("", "namespaces") => (
             vec![
                 name_column(),
