@@ -50,10 +50,11 @@ impl std::fmt::Debug for Watch {
     }
 }
 
+/// One event line, `type` first as kube-apiserver writes it.
 fn line(kind: &str, object: Value) -> Bytes {
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    bytes.push(b'\n');
+    let mut bytes = format!("{{\"type\":\"{kind}\",\"object\":").into_bytes();
+    bytes.extend(serde_json::to_vec(&object).unwrap_or_else(|_| b"null".to_vec()));
+    bytes.extend_from_slice(b"}\n");
     Bytes::from(bytes)
 }
 
@@ -180,4 +181,17 @@ pub fn start(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_put_type_first() {
+        assert_eq!(
+            line("ADDED", json!({"kind": "Widget"})),
+            Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Widget\"}}\n")
+        );
+    }
 }
