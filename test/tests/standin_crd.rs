@@ -929,6 +929,13 @@ async fn get_and_list_with_paging_selectors_and_resource_versions() {
             "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
         )
     );
+    let r = h
+        .get(&format!("{W}?resourceVersion=0&resourceVersionMatch=Exact"))
+        .await;
+    assert_eq!(
+        r.json()["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+    );
     let now = h
         .get(&format!(
             "{W}?resourceVersion=1&resourceVersionMatch=NotOlderThan"

@@ -797,56 +797,81 @@ fn list_options(req: &Req<'_>, rt: &ResourceType, watch: bool) -> Result<ListOpt
     let rv = req.param("resourceVersion").filter(|s| !s.is_empty());
     let rv_match = req.param("resourceVersionMatch").filter(|s| !s.is_empty());
     let send_initial = req.param("sendInitialEvents").filter(|s| !s.is_empty());
+    let continue_token = req.param("continue").filter(|s| !s.is_empty());
+    // apimachinery's `ValidateListOptions` / `validateWatchOptions`, in order.
+    let mut errs = Vec::new();
+    let m = rv_match.as_deref().unwrap_or("");
     if watch {
         if send_initial.is_some() {
-            return Err(status::invalid_options(
-                "ListOptions",
-                &[FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-                )],
+            if m != "NotOlderThan" {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            errs.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
             ));
         }
-        if rv_match.is_some() {
-            return Err(status::invalid_options(
-                "ListOptions",
-                &[FieldError::forbidden(
+        if !m.is_empty() {
+            if send_initial.is_none() {
+                errs.push(FieldError::forbidden(
                     "resourceVersionMatch",
                     "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-                )],
-            ));
+                ));
+            }
+            if m != "NotOlderThan" {
+                errs.push(FieldError::not_supported(
+                    "resourceVersionMatch",
+                    &format!("{m:?}"),
+                    &["NotOlderThan"],
+                ));
+            }
+            if continue_token.is_some() {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
         }
     } else {
-        if send_initial.is_some() {
-            return Err(status::invalid_options(
-                "ListOptions",
-                &[FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for list",
-                )],
-            ));
-        }
-        if let Some(m) = &rv_match {
+        if !m.is_empty() {
             if rv.is_none() {
-                return Err(status::invalid_options(
-                    "ListOptions",
-                    &[FieldError::forbidden(
-                        "resourceVersionMatch",
-                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
-                    )],
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if continue_token.is_some() {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
                 ));
             }
             if m != "Exact" && m != "NotOlderThan" {
-                return Err(status::invalid_options(
-                    "ListOptions",
-                    &[FieldError::not_supported(
-                        "resourceVersionMatch",
-                        &format!("{m:?}"),
-                        &["Exact", "NotOlderThan", ""],
-                    )],
+                errs.push(FieldError::not_supported(
+                    "resourceVersionMatch",
+                    &format!("{m:?}"),
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if m == "Exact" && rv.as_deref() == Some("0") {
+                errs.push(FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
                 ));
             }
         }
+        if send_initial.is_some() {
+            errs.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(status::invalid_options("ListOptions", &errs));
     }
     let limit = match req.param("limit").filter(|s| !s.is_empty()) {
         None => None,
@@ -860,7 +885,7 @@ fn list_options(req: &Req<'_>, rt: &ResourceType, watch: bool) -> Result<ListOpt
         labels,
         fields,
         limit,
-        continue_token: req.param("continue").filter(|s| !s.is_empty()),
+        continue_token,
         resource_version: rv,
         resource_version_match: rv_match,
     })
