@@ -2383,11 +2383,18 @@ async fn real_kubectl_flows_on_custom_resources() {
             k.command(&["delete", "widget", "wf", "-n", "api-probe", "--timeout=30s"]);
         let started = Instant::now();
         let child = tokio::task::spawn_blocking(move || deleting.output().unwrap());
+        // kubectl's DELETE marks it; kubectl then waits for it to go.
+        let marked = Instant::now();
+        while !f.http.get(&format!("{W}/wf")).await.json()["metadata"]["deletionTimestamp"]
+            .is_string()
+        {
+            assert!(
+                marked.elapsed() < Duration::from_secs(20),
+                "{version}: kubectl never sent DELETE"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(
-            f.http.get(&format!("{W}/wf")).await.json()["metadata"]["deletionTimestamp"]
-                .is_string()
-        );
         let r = f
             .http
             .patch(
