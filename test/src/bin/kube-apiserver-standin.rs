@@ -59,6 +59,15 @@ struct Serve {
     /// gitVersion served at /version.
     #[arg(long, default_value = standin::DEFAULT_VERSION)]
     server_version: String,
+    /// How often a watch with allowWatchBookmarks=true gets a BOOKMARK (a Go duration; kube-apiserver: about a minute).
+    #[arg(long, default_value = "60s", value_parser = api_types::duration::parse_go_duration)]
+    watch_bookmark_interval: Duration,
+    /// Changes kept per resource for watch replay and resourceVersionMatch=Exact lists (older ones answer 410 Expired).
+    #[arg(long, default_value_t = standin::store::Limits::default().history_changes)]
+    watch_history: usize,
+    /// Open watches at once; more get 429.
+    #[arg(long, default_value_t = standin::store::Limits::default().max_watchers)]
+    max_watchers: usize,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -113,6 +122,9 @@ async fn serve(args: Serve) -> Result<()> {
     config.request_timeout = args.request_timeout;
     config.write_kubeconfig = args.write_kubeconfig;
     config.version = args.server_version;
+    config.bookmark_interval = args.watch_bookmark_interval;
+    config.limits.history_changes = args.watch_history.max(1);
+    config.limits.max_watchers = args.max_watchers;
     let running = standin::start(config).await?;
     println!("{}", running.url);
     apiserver_lib::logging::shutdown_signal().await;

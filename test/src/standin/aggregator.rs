@@ -102,7 +102,7 @@ pub struct Target {
     pub trust: ServerTrust,
 }
 
-fn apiservices_rt() -> Option<&'static resources::ResourceType> {
+fn apiservices_rt() -> Option<&'static resources::Rt> {
     resources::lookup("apiregistration.k8s.io", "v1", "apiservices")
 }
 
@@ -122,6 +122,14 @@ pub fn aggregated(store: &Store) -> Vec<APIService> {
 /// The aggregated groups and their versions (highest versionPriority first),
 /// in order of groupPriorityMinimum (highest first), for `/apis`.
 pub fn groups(store: &Store) -> Vec<(String, Vec<String>)> {
+    groups_with_priority(store)
+        .into_iter()
+        .map(|(_, g, vs)| (g, vs))
+        .collect()
+}
+
+/// [`groups`] with each group's `groupPriorityMinimum`.
+pub fn groups_with_priority(store: &Store) -> Vec<(i32, String, Vec<String>)> {
     let mut by_group: BTreeMap<String, (i32, Vec<(i32, String)>)> = BTreeMap::new();
     for a in aggregated(store) {
         let Some(spec) = a.spec else { continue };
@@ -142,7 +150,7 @@ pub fn groups(store: &Store) -> Vec<(String, Vec<String>)> {
         })
         .collect();
     groups.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    groups.into_iter().map(|(_, g, vs)| (g, vs)).collect()
+    groups
 }
 
 /// The APIService serving `group/version` through a service, if any.

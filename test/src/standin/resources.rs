@@ -1,31 +1,49 @@
 //! The built-in resource types the stand-in serves, and the legacy discovery
 //! documents (`/api`, `/api/v1`, `/apis`, `/apis/G`, `/apis/G/V`) built from
-//! them. Only what this project's callers touch; no watch, no patch.
+//! them. Custom resource types come from CRDs ([`super::crd`]) and share the
+//! same [`ResourceType`].
+
+use std::sync::{Arc, LazyLock};
 
 use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
     ServerAddressByClientCIDR,
 };
 
-/// One REST resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::crd;
+
+/// One REST resource: a built-in one, or one a CustomResourceDefinition serves.
+#[derive(Debug, Clone)]
 pub struct ResourceType {
-    pub group: &'static str,
-    pub version: &'static str,
+    pub group: String,
+    pub version: String,
     /// Plural name, as in URLs.
-    pub resource: &'static str,
-    pub singular: &'static str,
-    pub kind: &'static str,
+    pub resource: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
     pub namespaced: bool,
-    pub short_names: &'static [&'static str],
-    pub verbs: &'static [&'static str],
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// Discovery verbs, in the order kube-apiserver lists them.
+    pub verbs: Vec<String>,
+    /// Serves a `status` subresource (`<plural>/status`).
+    pub status_subresource: bool,
+    /// Where the objects are kept: two views of one object set (core and
+    /// `events.k8s.io` Events) share it.
+    pub storage: String,
+    /// The CRD version this type is served from, for custom resources.
+    pub custom: Option<Arc<crd::Served>>,
 }
+
+/// A shared resource type.
+pub type Rt = Arc<ResourceType>;
 
 impl ResourceType {
     /// `group/version`, or `version` for the core group.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
-            self.version.to_owned()
+            self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
         }
@@ -34,60 +52,93 @@ impl ResourceType {
     /// `resource` or `resource.group`, as Status messages name it.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {
-            self.resource.to_owned()
+            self.resource.clone()
         } else {
             format!("{}.{}", self.resource, self.group)
         }
     }
 
-    /// Serves objects (as opposed to create-only reviews).
-    pub fn is_stored(&self) -> bool {
-        self.verbs.contains(&"get")
-    }
-
-    fn api_resource(&self) -> APIResource {
-        APIResource {
-            name: self.resource.to_owned(),
-            singular_name: self.singular.to_owned(),
-            namespaced: self.namespaced,
-            kind: self.kind.to_owned(),
-            verbs: self.verbs.iter().map(|v| (*v).to_owned()).collect(),
-            short_names: (!self.short_names.is_empty())
-                .then(|| self.short_names.iter().map(|s| (*s).to_owned()).collect()),
-            ..Default::default()
+    /// `Kind` or `Kind.group`, as Invalid messages name it.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
         }
     }
-}
 
-const CRUD: &[&str] = &["create", "delete", "get", "list", "update"];
-const CREATE: &[&str] = &["create"];
+    /// Serves objects (as opposed to create-only reviews).
+    pub fn is_stored(&self) -> bool {
+        self.verbs.iter().any(|v| v == "get")
+    }
 
-#[allow(clippy::too_many_arguments)]
-const fn rt(
-    group: &'static str,
-    version: &'static str,
-    resource: &'static str,
-    singular: &'static str,
-    kind: &'static str,
-    namespaced: bool,
-    short_names: &'static [&'static str],
-    verbs: &'static [&'static str],
-) -> ResourceType {
-    ResourceType {
-        group,
-        version,
-        resource,
-        singular,
-        kind,
-        namespaced,
-        short_names,
-        verbs,
+    /// Whether `verb` is served.
+    pub fn serves(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+
+    /// A custom resource (served from a CRD).
+    pub fn is_custom(&self) -> bool {
+        self.custom.is_some()
+    }
+
+    pub(crate) fn api_resources(&self) -> Vec<APIResource> {
+        let mut out = vec![APIResource {
+            name: self.resource.clone(),
+            singular_name: self.singular.clone(),
+            namespaced: self.namespaced,
+            kind: self.kind.clone(),
+            verbs: self.verbs.clone(),
+            short_names: (!self.short_names.is_empty()).then(|| self.short_names.clone()),
+            categories: (!self.categories.is_empty()).then(|| self.categories.clone()),
+            storage_version_hash: self.custom.as_ref().map(|c| c.storage_version_hash.clone()),
+            ..Default::default()
+        }];
+        if self.status_subresource && self.is_stored() {
+            out.push(APIResource {
+                name: format!("{}/status", self.resource),
+                singular_name: String::new(),
+                namespaced: self.namespaced,
+                kind: self.kind.clone(),
+                verbs: STATUS_VERBS.iter().map(|v| (*v).to_owned()).collect(),
+                ..Default::default()
+            });
+        }
+        out
     }
 }
 
+/// What a built-in stored type serves (sorted, as kube-apiserver lists built-ins).
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+const CREATE: &[&str] = &["create"];
+/// The verbs of a `status` subresource.
+pub const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// `(group, version, plural, singular, Kind, namespaced, short names, verbs, status subresource)`.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+);
+
 /// Every built-in resource, grouped by group/version in discovery order.
-pub const BUILTIN: &[ResourceType] = &[
-    rt(
+const BUILTIN_ROWS: &[Row] = &[
+    (
         "",
         "v1",
         "configmaps",
@@ -96,8 +147,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["cm"],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "",
         "v1",
         "endpoints",
@@ -106,9 +158,20 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["ep"],
         CRUD,
+        false,
     ),
-    rt("", "v1", "events", "event", "Event", true, &["ev"], CRUD),
-    rt(
+    (
+        "",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        CRUD,
+        false,
+    ),
+    (
         "",
         "v1",
         "namespaces",
@@ -117,11 +180,32 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &["ns"],
         CRUD,
+        true,
     ),
-    rt("", "v1", "nodes", "node", "Node", false, &["no"], CRUD),
-    rt("", "v1", "pods", "pod", "Pod", true, &["po"], CRUD),
-    rt("", "v1", "secrets", "secret", "Secret", true, &[], CRUD),
-    rt(
+    (
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        CRUD,
+        true,
+    ),
+    ("", "v1", "pods", "pod", "Pod", true, &["po"], CRUD, true),
+    (
+        "",
+        "v1",
+        "secrets",
+        "secret",
+        "Secret",
+        true,
+        &[],
+        CRUD,
+        false,
+    ),
+    (
         "",
         "v1",
         "serviceaccounts",
@@ -130,8 +214,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["sa"],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "",
         "v1",
         "services",
@@ -140,8 +225,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["svc"],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "apiregistration.k8s.io",
         "v1",
         "apiservices",
@@ -150,8 +236,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "apps",
         "v1",
         "daemonsets",
@@ -160,8 +247,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["ds"],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "apps",
         "v1",
         "deployments",
@@ -170,8 +258,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["deploy"],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "apps",
         "v1",
         "replicasets",
@@ -180,8 +269,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["rs"],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "apps",
         "v1",
         "statefulsets",
@@ -190,8 +280,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["sts"],
         CRUD,
+        true,
     ),
-    rt(
+    (
         "events.k8s.io",
         "v1",
         "events",
@@ -200,8 +291,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &["ev"],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "authentication.k8s.io",
         "v1",
         "selfsubjectreviews",
@@ -210,8 +302,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CREATE,
+        false,
     ),
-    rt(
+    (
         "authentication.k8s.io",
         "v1",
         "tokenreviews",
@@ -220,8 +313,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CREATE,
+        false,
     ),
-    rt(
+    (
         "authorization.k8s.io",
         "v1",
         "localsubjectaccessreviews",
@@ -230,8 +324,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &[],
         CREATE,
+        false,
     ),
-    rt(
+    (
         "authorization.k8s.io",
         "v1",
         "selfsubjectaccessreviews",
@@ -240,8 +335,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CREATE,
+        false,
     ),
-    rt(
+    (
         "authorization.k8s.io",
         "v1",
         "subjectaccessreviews",
@@ -250,9 +346,10 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CREATE,
+        false,
     ),
-    rt("batch", "v1", "jobs", "job", "Job", true, &[], CRUD),
-    rt(
+    ("batch", "v1", "jobs", "job", "Job", true, &[], CRUD, true),
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "clusterrolebindings",
@@ -261,8 +358,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "clusterroles",
@@ -271,8 +369,9 @@ pub const BUILTIN: &[ResourceType] = &[
         false,
         &[],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "rolebindings",
@@ -281,8 +380,9 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &[],
         CRUD,
+        false,
     ),
-    rt(
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "roles",
@@ -291,29 +391,85 @@ pub const BUILTIN: &[ResourceType] = &[
         true,
         &[],
         CRUD,
+        false,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        CRUD,
+        true,
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        CRUD,
+        false,
     ),
 ];
+
+/// Every built-in resource type, in discovery order.
+pub static BUILTIN: LazyLock<Vec<Rt>> = LazyLock::new(|| {
+    BUILTIN_ROWS
+        .iter()
+        .map(
+            |&(group, version, resource, singular, kind, namespaced, short, verbs, status)| {
+                // Both Event APIs are views of one set of objects (kube-apiserver
+                // stores events.k8s.io/v1 Events as core Events).
+                let storage = if resource == "events" {
+                    "/events".to_owned()
+                } else {
+                    format!("{group}/{resource}")
+                };
+                Arc::new(ResourceType {
+                    group: group.to_owned(),
+                    version: version.to_owned(),
+                    resource: resource.to_owned(),
+                    singular: singular.to_owned(),
+                    kind: kind.to_owned(),
+                    list_kind: format!("{kind}List"),
+                    namespaced,
+                    short_names: short.iter().map(|s| (*s).to_owned()).collect(),
+                    categories: Vec::new(),
+                    verbs: verbs.iter().map(|s| (*s).to_owned()).collect(),
+                    status_subresource: status,
+                    storage,
+                    custom: None,
+                })
+            },
+        )
+        .collect()
+});
 
 /// The built-in groups in `/apis` order (core excluded).
 pub fn builtin_groups() -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
-    for r in BUILTIN {
-        if !r.group.is_empty() && !groups.contains(&r.group) {
-            groups.push(r.group);
+    for r in BUILTIN.iter() {
+        if !r.group.is_empty() && !groups.contains(&r.group.as_str()) {
+            groups.push(r.group.as_str());
         }
     }
     groups
 }
 
 /// The built-in type at `group/version/resource`.
-pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static ResourceType> {
+pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static Rt> {
     BUILTIN
         .iter()
         .find(|r| r.group == group && r.version == version && r.resource == resource)
 }
 
 /// The built-in type of an object's `apiVersion` and `kind`.
-pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Rt> {
     BUILTIN
         .iter()
         .find(|r| r.api_version() == api_version && r.kind == kind)
@@ -337,12 +493,16 @@ pub fn api_versions(server_address: &str) -> APIVersions {
     }
 }
 
-/// `/api/v1` or `/apis/G/V` for a built-in group version.
-pub fn resource_list(group: &str, version: &str) -> Option<APIResourceList> {
-    let resources: Vec<APIResource> = BUILTIN
-        .iter()
+/// `/api/v1` or `/apis/G/V` for the given types of one group version.
+pub fn resource_list_of<'a>(
+    group: &str,
+    version: &str,
+    types: impl IntoIterator<Item = &'a ResourceType>,
+) -> Option<APIResourceList> {
+    let resources: Vec<APIResource> = types
+        .into_iter()
         .filter(|r| r.group == group && r.version == version)
-        .map(ResourceType::api_resource)
+        .flat_map(ResourceType::api_resources)
         .collect();
     if resources.is_empty() {
         return None;
@@ -355,6 +515,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<APIResourceList> {
         },
         resources,
     })
+}
+
+/// `/api/v1` or `/apis/G/V` for a built-in group version.
+pub fn resource_list(group: &str, version: &str) -> Option<APIResourceList> {
+    resource_list_of(group, version, BUILTIN.iter().map(|r| &**r))
 }
 
 /// An `APIGroup` with its versions, the first preferred.
@@ -374,15 +539,15 @@ pub fn api_group(name: &str, versions: &[String]) -> APIGroup {
     }
 }
 
-/// `/apis`: the built-in groups, then `extra` (the APIService groups).
+/// `/apis`: the built-in groups, then `extra` (the APIService and CRD groups).
 pub fn api_group_list(extra: &[(String, Vec<String>)]) -> APIGroupList {
     let mut groups: Vec<APIGroup> = builtin_groups()
         .into_iter()
         .map(|g| {
             let mut versions: Vec<String> = Vec::new();
             for r in BUILTIN.iter().filter(|r| r.group == g) {
-                if !versions.iter().any(|v| v == r.version) {
-                    versions.push(r.version.to_owned());
+                if !versions.iter().any(|v| *v == r.version) {
+                    versions.push(r.version.clone());
                 }
             }
             api_group(g, &versions)

@@ -29,7 +29,7 @@ pub enum Review {
 
 impl Review {
     pub fn of(rt: &ResourceType) -> Option<Self> {
-        Some(match (rt.group, rt.resource) {
+        Some(match (rt.group.as_str(), rt.resource.as_str()) {
             ("authentication.k8s.io", "tokenreviews") => Review::Token,
             ("authentication.k8s.io", "selfsubjectreviews") => Review::SelfSubject,
             ("authorization.k8s.io", "subjectaccessreviews") => Review::SubjectAccess,

@@ -60,7 +60,26 @@ fn set_values(s: &str) -> Option<Vec<String>> {
     )
 }
 
+/// A label key or value character (`[A-Za-z0-9-_./]`).
+fn label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_./".contains(c)
+}
+
+/// The first character of `s` that cannot be in a key or value, as
+/// kube's selector lexer reports it.
+fn check_token(s: &str) -> Result<(), Error> {
+    match s.chars().find(|c| !label_char(*c)) {
+        Some(c) => Err(Error::Label(format!("found '{c}', expected: identifier"))),
+        None => Ok(()),
+    }
+}
+
 impl LabelSelector {
+    /// No requirements: everything matches.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn parse(s: &str) -> Result<Self, Error> {
         let mut terms = Vec::new();
         for term in split_terms(s) {
@@ -85,6 +104,19 @@ impl LabelSelector {
             } else {
                 return Err(bad());
             };
+            match &parsed {
+                LabelTerm::Eq(k, v) | LabelTerm::NotEq(k, v) => {
+                    check_token(k)?;
+                    check_token(v)?;
+                }
+                LabelTerm::In(k, vs) | LabelTerm::NotIn(k, vs) => {
+                    check_token(k)?;
+                    for v in vs {
+                        check_token(v)?;
+                    }
+                }
+                LabelTerm::Exists(k) | LabelTerm::NotExists(k) => check_token(k)?,
+            }
             terms.push(parsed);
         }
         Ok(Self(terms))
@@ -110,6 +142,26 @@ impl LabelSelector {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
+    /// No requirements: everything matches.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Both selectors' requirements.
+    pub fn and(mut self, other: FieldSelector) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// Rename (or refuse, with the field) every field path.
+    pub fn map_fields(self, f: impl Fn(&str) -> Result<String, String>) -> Result<Self, String> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for (path, equal, value) in self.0 {
+            out.push((f(&path)?, equal, value));
+        }
+        Ok(Self(out))
+    }
+
     pub fn parse(s: &str) -> Result<Self, Error> {
         let mut terms = Vec::new();
         for term in split_terms(s) {
