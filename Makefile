@@ -1,15 +1,15 @@
 # kubectl-checkpoint — the one entry point.
 #   make demo    bring up the local stack and checkpoint a running container
-#   make test    everything CI runs: setup, lint, unit + integration tests, e2e, fuzz (60 s a target)
+#   make test    everything CI runs: setup, lint, unit + integration tests, hack/ checks, e2e, fuzz (60 s a target)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build lint fmt unit test e2e fuzz demo down bench clean
+.PHONY: help setup build lint fmt unit hack-test test e2e fuzz demo down bench clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: ## install the runtime stack, protoc and the test images (root, idempotent)
 	bash hack/setup.sh
@@ -28,18 +28,22 @@ unit: setup ## unit and integration tests of every crate (e2e scenarios: `make e
 	$(CARGO) test --workspace --exclude e2e --no-fail-fast
 	$(CARGO) test -p e2e --lib
 
-e2e: setup ## the end-to-end suite on the local stack (up, scenarios, down)
+hack-test: setup ## the hack/ scripts' own checks: shellcheck, ports, teardown scope, renders (seconds)
+	shellcheck -x -S warning hack/*.sh hack/lib/*.sh
+	bash hack/test-hack.sh
+
+e2e: setup ## the end-to-end suite on a local stack of its own (up, scenarios, down; runs beside `make demo`'s)
 	bash hack/e2e-local.sh
 
 fuzz: setup ## every cargo-fuzz target for 60 s (hack/fuzz.sh 600 for the long run)
 	bash hack/fuzz.sh 60
 
-test: setup lint unit e2e fuzz ## what CI runs
+test: setup lint unit hack-test e2e fuzz ## what CI runs
 
 demo: setup ## local stack + `kubectl checkpoint counter` + the archive
 	bash hack/demo.sh
 
-down: ## stop the local stack
+down: ## stop the demo's local stack (.local; not an e2e or bench stack)
 	bash hack/local-down.sh
 
 bench: setup ## performance measurements (release build); prints `ratio NAME VALUE` lines

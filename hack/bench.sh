@@ -3,8 +3,8 @@
 #
 # Builds release once, brings up its own local stack from the release binaries
 # in $KCR_LOCAL_DIR (default .local/bench) on ports of its own (26443, 28443,
-# 20350, 20351 — never those of a dev or CI stack), runs kcr-bench, and tears
-# the stack down (trap). Each ratio is printed on its own line as
+# 20350, 20351 — never those of a dev or CI stack — or the next free set),
+# runs kcr-bench, and tears the stack down (trap). Each ratio is printed on its own line as
 # `ratio NAME VALUE`, after the raw figures. Both sides of a ratio run
 # interleaved (ABBA) in the same run; medians are reported.
 #
@@ -40,23 +40,10 @@ LOAD_PODS="${KCR_BENCH_LOAD_PODS:-50}"
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 bench() { printf '[bench] %s\n' "$*" >&2; }
 
-status=1
-finish() {
-  if [ "$status" != 0 ]; then
-    for f in "$LOCAL"/logs/*.log; do
-      [ -e "$f" ] || continue
-      echo "===== tail of $f" >&2
-      tail -n 20 "$f" >&2
-    done
-    bench "FAILED; logs kept in $LOCAL/logs"
-  fi
-  "$ROOT/hack/local-down.sh" || true
-  rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoints"
-}
-trap finish EXIT
-
-if proc_running standin; then "$ROOT/hack/local-down.sh"; fi
+stop_stale_stack hack/bench.sh
+relocate_stack_ports
 rm -rf "$LOCAL"
+stack_teardown_on_exit bench rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoints"
 "$ROOT/hack/local-up.sh" # builds the release binaries (KCR_PROFILE=release)
 
 export PATH="$BIN:$PATH" # kubectl finds the release kubectl-checkpoint
@@ -130,4 +117,3 @@ fi
   --limit extension=64 --limit shim=32 --limit shim-slow=32 | tee -a "$RESULTS"
 
 bench "figures written to $RESULTS"
-status=0

@@ -27,3 +27,4 @@ echo "The container is still running:"
 "$ROOT/hack/local-ctl.sh" running default counter app && echo "  counter/app: CONTAINER_RUNNING"
 echo
 echo "The stack stays up for you: export KUBECONFIG=$KUBECONFIG PATH=$BIN:\$PATH; 'make down' stops it."
+echo "('make test' runs its own stack beside it, on other ports, and leaves this one alone.)"

@@ -1,48 +1,35 @@
 #!/usr/bin/env bash
-# hack/e2e-local.sh — the e2e suite on the local stack: up, scenarios, down.
-# The stack is torn down even on failure (trap); a failed run keeps its logs
-# in $KCR_LOCAL_DIR/logs and prints their tails.
+# hack/e2e-local.sh — the e2e suite on a local stack of its own: up,
+# scenarios, down.
+#
+# Its own state dir ($KCR_LOCAL_DIR, default .local/e2e) and its own ports
+# (17443 stand-in, 19443 extension, 11350/11351 shims; KCR_E2E_*_PORT), moved
+# together to the next free set when any is taken, so it runs while the
+# demo's stack (`make demo`: .local, 16443 ...) or another e2e stack is up and
+# never touches them. The suite learns the ports from the config written
+# here. The stack is torn down even on failure (trap); a failed run keeps its
+# logs in $KCR_LOCAL_DIR/logs and prints their tails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export KCR_LOCAL_DIR="${KCR_LOCAL_DIR:-$ROOT/.local/e2e}"
+export KCR_APISERVER_PORT="${KCR_E2E_APISERVER_PORT:-17443}"
+export KCR_EXTENSION_PORT="${KCR_E2E_EXTENSION_PORT:-19443}"
+export KCR_SHIM_PORT="${KCR_E2E_SHIM_PORT:-11350}"
+export KCR_SLOW_SHIM_PORT="${KCR_E2E_SLOW_SHIM_PORT:-11351}"
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
+# shellcheck source=hack/lib/e2e-config.sh
+source "$ROOT/hack/lib/e2e-config.sh"
 
-status=1
-finish() {
-  if [ "$status" != 0 ]; then
-    for f in "$LOCAL"/logs/*.log; do
-      [ -e "$f" ] || continue
-      echo "===== tail of $f" >&2
-      tail -n 40 "$f" >&2
-    done
-    echo "[e2e] FAILED; logs kept in $LOCAL/logs" >&2
-  fi
-  "$ROOT/hack/local-down.sh" || true
-}
-trap finish EXIT
-
-if proc_running standin; then "$ROOT/hack/local-down.sh"; fi
+stop_stale_stack hack/e2e-local.sh
+relocate_stack_ports
 rm -rf "$LOCAL"
+stack_teardown_on_exit e2e
 "$ROOT/hack/local-up.sh"
 
-cat >"$LOCAL/e2e.yaml" <<YAML
-# Written by hack/e2e-local.sh for the local stack.
-kubeconfig: $LOCAL/alice.kubeconfig
-viewerKubeconfig: $LOCAL/viewer.kubeconfig
-namespace: default
-pluginDir: $BIN
-nodeCheckpointsDir: $LOCAL/kubelet/checkpoints
-slowPod: {namespace: default, name: slow, container: app}
-commands:
-  createPod: [$ROOT/hack/local-ctl.sh, pod-create]
-  deletePod: [$ROOT/hack/local-ctl.sh, pod-delete]
-  containerRunning: [$ROOT/hack/local-ctl.sh, running]
-  extensionGate: [$ROOT/hack/local-ctl.sh, extension-gate]
-  nodeGate: [$ROOT/hack/local-ctl.sh, node-gate]
-  removeExtension: [$ROOT/hack/local-ctl.sh, remove-extension]
-  restoreExtension: [$ROOT/hack/local-ctl.sh, restore-extension]
-YAML
+# The driver gets the state dir explicitly, so the config also works from a
+# shell that does not have this script's environment.
+write_e2e_config "$LOCAL/e2e.yaml" "$LOCAL" default "$BIN" "$LOCAL/kubelet/checkpoints" default/slow/app \
+  -- env "KCR_LOCAL_DIR=$LOCAL" "$ROOT/hack/local-ctl.sh"
 
 KCR_E2E_CONFIG="$LOCAL/e2e.yaml" cargo test -p e2e --test scenarios -- --test-threads=1
-status=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/kind-up.sh — for users with Docker: a kind cluster with the feature
-# gates on (test/kind/cluster.yaml), our images loaded, deploy/ applied, and
-# the same e2e suite run against it.
+# gates on (test/kind/cluster.yaml), our images loaded, deploy/namespace and
+# deploy/ applied (test/kind/overlay), the e2e config written to
+# .local/kind/e2e.yaml, and the same e2e suite run against it.
 #
 #   hack/kind-up.sh            create + deploy + run the e2e suite
 #   hack/kind-up.sh --no-e2e   create + deploy only
@@ -15,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KIND_DIR="$ROOT/.local/kind"
 CLUSTER=kcr
 die() { echo "kind-up: $*" >&2; exit 1; }
-for tool in docker kind kubectl cargo; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
+for tool in docker kind kubectl cargo jq; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
 docker info >/dev/null 2>&1 || die "no Docker engine is running (docker info fails)"
 
 mkdir -p "$KIND_DIR"
@@ -30,16 +31,20 @@ kubectl apply -k "$ROOT/test/kind/overlay"
 kubectl -n kcr-system rollout status deploy/checkpoint-apiserver --timeout=180s
 kubectl wait --for=condition=Available apiservice/v1alpha1.subresources.checkpoint.kcr.dev --timeout=120s
 
-# Users: alice may checkpoint, viewer may only read (service accounts + tokens).
+# Users, as README.md tells an admin to create them (service accounts with
+# tokens): alice bound to checkpoint-creator and nothing else, viewer to the
+# built-in `view` (reads, no checkpoint), nobody to nothing at all.
 kubectl create namespace kcr-e2e --dry-run=client -o yaml | kubectl apply -f -
-for user in alice viewer; do
+for user in alice viewer nobody; do
   kubectl -n kcr-e2e create serviceaccount "$user" --dry-run=client -o yaml | kubectl apply -f -
 done
 kubectl create clusterrolebinding kcr-e2e-alice-checkpoint --clusterrole=checkpoint-creator \
   --serviceaccount=kcr-e2e:alice --dry-run=client -o yaml | kubectl apply -f -
-for user in alice viewer; do
-  kubectl create clusterrolebinding "kcr-e2e-$user-view" --clusterrole=view \
-    --serviceaccount="kcr-e2e:$user" --dry-run=client -o yaml | kubectl apply -f -
+# (an older kind-up.sh also bound alice to `view`: gone, so alice has only the role)
+kubectl delete clusterrolebinding kcr-e2e-alice-view --ignore-not-found
+kubectl create clusterrolebinding kcr-e2e-viewer-view --clusterrole=view \
+  --serviceaccount=kcr-e2e:viewer --dry-run=client -o yaml | kubectl apply -f -
+for user in alice viewer nobody; do
   cp "$KUBECONFIG" "$KIND_DIR/$user.kubeconfig"
   KUBECONFIG="$KIND_DIR/$user.kubeconfig" kubectl config set-credentials "$user" \
     --token="$(kubectl -n kcr-e2e create token "$user" --duration=2h)" >/dev/null
@@ -47,20 +52,10 @@ for user in alice viewer; do
 done
 
 ( cd "$ROOT" && cargo build --bins -p kubectl-cmd )
-cat >"$KIND_DIR/e2e.yaml" <<YAML
-kubeconfig: $KIND_DIR/alice.kubeconfig
-viewerKubeconfig: $KIND_DIR/viewer.kubeconfig
-namespace: kcr-e2e
-pluginDir: ${CARGO_TARGET_DIR:-$ROOT/target}/debug
-commands:
-  createPod: [$ROOT/hack/kind-ctl.sh, pod-create]
-  deletePod: [$ROOT/hack/kind-ctl.sh, pod-delete]
-  containerRunning: [$ROOT/hack/kind-ctl.sh, running]
-  extensionGate: [$ROOT/hack/kind-ctl.sh, extension-gate]
-  nodeGate: [$ROOT/hack/kind-ctl.sh, node-gate]
-  removeExtension: [$ROOT/hack/kind-ctl.sh, remove-extension]
-  restoreExtension: [$ROOT/hack/kind-ctl.sh, restore-extension]
-YAML
+# shellcheck source=hack/lib/e2e-config.sh
+source "$ROOT/hack/lib/e2e-config.sh"
+write_e2e_config "$KIND_DIR/e2e.yaml" "$KIND_DIR" kcr-e2e "${CARGO_TARGET_DIR:-$ROOT/target}/debug" "" "" \
+  -- "$ROOT/hack/kind-ctl.sh"
 echo "kind cluster ready: export KUBECONFIG=$KIND_DIR/alice.kubeconfig" >&2
 [ "${1:-}" = --no-e2e ] && exit 0
 cd "$ROOT" && KCR_E2E_CONFIG="$KIND_DIR/e2e.yaml" cargo test -p e2e --test scenarios -- --test-threads=1 --skip s10

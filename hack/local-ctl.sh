@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
-proc_running standin || die "the local stack is not up (hack/local-up.sh)"
+proc_running standin || die "the local stack in $LOCAL is not up (hack/local-up.sh; KCR_LOCAL_DIR names another stack)"
 
 socket_of_node() {
   case "$1" in

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# hack/local-down.sh — stop what hack/local-up.sh started, by PID (logs stay in .local/logs).
+# hack/local-down.sh — stop what hack/local-up.sh started in $KCR_LOCAL_DIR
+# (default .local/), by the PIDs recorded there and nothing else; logs stay in
+# $KCR_LOCAL_DIR/logs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -16,3 +18,4 @@ for f in "$LOCAL"/pids/*; do
   [ -e "$f" ] || continue
   proc_stop "$(basename "$f")"
 done
+rm -f "$LOCAL/stack.env"

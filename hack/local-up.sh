@@ -6,9 +6,13 @@
 #   checkpoint-shim         127.0.0.1:$KCR_SHIM_PORT       node "node-local" → a private containerd 2.x + runc + CRIU
 #   checkpoint-shim         127.0.0.1:$KCR_SLOW_SHIM_PORT  node "node-slow"  → fake-cri in slow mode (e2e scenario 10)
 #
-# State, logs and PIDs live in $KCR_LOCAL_DIR (default .local/, git-ignored).
-# Writes kubeconfigs: admin (system:masters), alice (checkpoint-creator), viewer
-# (read-only), and creates the demo pod `counter`. hack/local-down.sh stops it all.
+# State, logs and PIDs live in $KCR_LOCAL_DIR (default .local/, git-ignored);
+# the ports it runs on are recorded in $KCR_LOCAL_DIR/stack.env for
+# local-ctl.sh, local-down.sh and demo.sh. Writes kubeconfigs: admin
+# (system:masters) and the users README.md tells an admin to create: alice
+# (checkpoint-creator and nothing else), viewer (the built-in `view` role:
+# reads, no checkpoint), nobody (no rights at all). Creates the demo pod
+# `counter`. hack/local-down.sh stops it all.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -18,9 +22,9 @@ source "$ROOT/hack/lib/env.sh"
 if proc_running standin || proc_running containerd; then
   die "the local stack is already up ($LOCAL); run hack/local-down.sh first"
 fi
-for port in "$KCR_APISERVER_PORT" "$KCR_EXTENSION_PORT" "$KCR_SHIM_PORT" "$KCR_SLOW_SHIM_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port on 127.0.0.1 is in use (set KCR_*_PORT to move the stack)"
+for var in "${STACK_PORT_VARS[@]}"; do
+  if port_in_use "${!var}"; then
+    die "port ${!var} on 127.0.0.1 is in use (another stack? hack/local-down.sh stops the one in .local; set $var to move this one)"
   fi
 done
 
@@ -35,6 +39,7 @@ esac
 rm -rf "$LOCAL/pids" "$LOCAL/cmd" "$LOCAL/kubelet" "$LOCAL/kubelet-slow"
 mkdir -p "$LOCAL"/{logs,pids,cmd,pki}
 chmod 0700 "$LOCAL"
+record_stack_ports
 
 # --------------------------------------------------------------- node side
 proc_start containerd "$BIN/test-containerd" --dir "$LOCAL/containerd"
@@ -75,8 +80,9 @@ wait_until 30 "kube-apiserver-standin (log: $LOCAL/logs/standin.log)" \
 proc_alive_or_die standin
 
 standin_kubeconfig() { "$BIN/kube-apiserver-standin" kubeconfig --cert-dir "$PKI/apiserver" "$@"; }
-standin_kubeconfig --user alice --out "$LOCAL/alice.kubeconfig"
+standin_kubeconfig --user alice --out "$ALICE_KUBECONFIG"
 standin_kubeconfig --user viewer --out "$VIEWER_KUBECONFIG"
+standin_kubeconfig --user nobody --out "$NOBODY_KUBECONFIG"
 standin_kubeconfig --service-account kcr-system/checkpoint-apiserver --out "$LOCAL/extension.kubeconfig"
 standin_kubeconfig --service-account kcr-system/checkpoint-shim --out "$LOCAL/shim.kubeconfig"
 
@@ -108,8 +114,8 @@ echo '{"namespace":"default","name":"slow","containers":["app"],"node":"node-slo
 
 cat >&2 <<MSG
 [local] the local stack is up ($LOCAL)
-  export KUBECONFIG=$LOCAL/alice.kubeconfig   # may checkpoint (admin: $ADMIN_KUBECONFIG, read-only: $VIEWER_KUBECONFIG)
+  export KUBECONFIG=$ALICE_KUBECONFIG   # checkpoint-creator (admin: $ADMIN_KUBECONFIG, read-only: $VIEWER_KUBECONFIG, no rights: $NOBODY_KUBECONFIG)
   export PATH=$BIN:\$PATH                      # kubectl finds the kubectl-checkpoint plugin
   kubectl checkpoint counter
-  hack/local-down.sh                           # stop it
+  KCR_LOCAL_DIR=$LOCAL hack/local-down.sh   # stop it
 MSG

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/setup.sh — install what builds and tests need (root, idempotent).
 #
-#  * protobuf-compiler (the k8s-cri crate compiles the CRI protos)
+#  * protobuf-compiler (the k8s-cri crate compiles the CRI protos); jq, openssl
+#    and shellcheck for the hack/ scripts and their checks
 #  * containerd 2.x from Debian forky, runc from bookworm
 #  * CRIU >= 4.1 built from the upstream tarball Debian's archive carries
 #  * busybox-based OCI test images (app + sandbox) under .cache/images/
@@ -80,7 +81,7 @@ install_pkgs() {
 }
 
 # ------------------------------------------------------------ build packages
-BASE_PKGS=(protobuf-compiler ca-certificates iproute2 xz-utils curl)
+BASE_PKGS=(protobuf-compiler ca-certificates iproute2 xz-utils curl jq openssl shellcheck)
 CRIU_BUILD_PKGS=(gcc make pkgconf libc6-dev libbsd-dev libcap-dev libgnutls28-dev libnet1-dev
   libnftables-dev libnl-3-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev uuid-dev
   python3 dpkg-dev)

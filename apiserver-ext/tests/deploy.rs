@@ -1,60 +1,42 @@
 #![allow(clippy::unwrap_used)]
-//! `deploy/` rendered by the REAL `kubectl kustomize`, snapshotted, and
-//! checked for what the server and the aggregator need.
+//! `deploy/` and `deploy/namespace` rendered by the REAL `kubectl kustomize`,
+//! snapshotted, and checked for what the server, the aggregator, a user of
+//! `kubectl checkpoint` and a highly available extension need.
+//! (`kubelet-shim/tests/deploy.rs` checks that deploy/, deploy/shim and
+//! deploy/namespace never share an object.)
 
-use std::path::Path;
 use std::process::Command;
 
-fn render() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is required on PATH to render deploy/: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use kcr_testkit::kustomize::Rendered;
+use serde_json::json;
 
-/// The rendered documents, as JSON values.
-fn documents(yaml: &str) -> Vec<serde_json::Value> {
-    yaml.split("\n---\n")
-        .map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
-        .collect()
-}
-
-fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("deploy/ has no {kind} {name}"))
-}
-
-#[test]
-fn kustomize_renders_the_extension() {
-    let yaml = render();
-    insta::assert_snapshot!("deploy", yaml);
-    let docs = documents(&yaml);
-
-    let dep = find(&docs, "Deployment", "checkpoint-apiserver");
-    assert_eq!(dep["metadata"]["namespace"], "kcr-system");
-    let c = &dep["spec"]["template"]["spec"]["containers"][0];
-    let args: Vec<&str> = c["args"]
+fn args(container: &serde_json::Value) -> Vec<&str> {
+    container["args"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a.as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn kustomize_renders_the_extension() {
+    let deploy = Rendered::of("deploy").unwrap();
+    insta::assert_snapshot!("deploy", deploy.yaml);
+
+    let dep = deploy.get("Deployment", "checkpoint-apiserver").unwrap();
+    assert_eq!(dep["metadata"]["namespace"], "kcr-system");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    let args = args(c);
     assert!(
         args.contains(&"--feature-gates=ContainerCheckpointAPI=true"),
         "{args:?}"
     );
     assert!(args.contains(&"--secure-port=6443"), "{args:?}");
-    assert!(!yaml.contains("for-testing"), "a testing flag in deploy/");
+    assert!(
+        !deploy.yaml.contains("for-testing"),
+        "a testing flag in deploy/"
+    );
     assert_eq!(c["image"], "kcr.dev/checkpoint-apiserver:dev");
     assert_eq!(
         dep["spec"]["template"]["spec"]["serviceAccountName"],
@@ -75,27 +57,28 @@ fn kustomize_renders_the_extension() {
         );
     }
 
-    let svc = find(&docs, "Service", "checkpoint-apiserver");
+    let svc = deploy.get("Service", "checkpoint-apiserver").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["port"], 443);
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "https");
 
-    let apisvc = find(
-        &docs,
-        "APIService",
-        "v1alpha1.subresources.checkpoint.kcr.dev",
-    );
+    let apisvc = deploy
+        .get("APIService", "v1alpha1.subresources.checkpoint.kcr.dev")
+        .unwrap();
     assert_eq!(apisvc["spec"]["group"], "subresources.checkpoint.kcr.dev");
     assert_eq!(apisvc["spec"]["version"], "v1alpha1");
     assert_eq!(apisvc["spec"]["service"]["name"], "checkpoint-apiserver");
     assert_eq!(apisvc["spec"]["service"]["namespace"], "kcr-system");
 
-    let delegator = find(
-        &docs,
-        "ClusterRoleBinding",
-        "kcr:checkpoint-apiserver:system:auth-delegator",
-    );
+    let delegator = deploy
+        .get(
+            "ClusterRoleBinding",
+            "kcr:checkpoint-apiserver:system:auth-delegator",
+        )
+        .unwrap();
     assert_eq!(delegator["roleRef"]["name"], "system:auth-delegator");
-    let reader = find(&docs, "RoleBinding", "kcr:checkpoint-apiserver:auth-reader");
+    let reader = deploy
+        .get("RoleBinding", "kcr:checkpoint-apiserver:auth-reader")
+        .unwrap();
     assert_eq!(reader["metadata"]["namespace"], "kube-system");
     assert_eq!(reader["roleRef"]["kind"], "Role");
     assert_eq!(
@@ -103,7 +86,10 @@ fn kustomize_renders_the_extension() {
         "extension-apiserver-authentication-reader"
     );
 
-    let role = find(&docs, "ClusterRole", "kcr:checkpoint-apiserver").to_string();
+    let role = deploy
+        .get("ClusterRole", "kcr:checkpoint-apiserver")
+        .unwrap()
+        .to_string();
     for want in [
         "\"pods\"",
         "\"nodes\"",
@@ -118,18 +104,116 @@ fn kustomize_renders_the_extension() {
             "the server's ClusterRole lacks {want}: {role}"
         );
     }
-    let binding = find(&docs, "ClusterRoleBinding", "kcr:checkpoint-apiserver");
+    let binding = deploy
+        .get("ClusterRoleBinding", "kcr:checkpoint-apiserver")
+        .unwrap();
     assert_eq!(binding["subjects"][0]["namespace"], "kcr-system");
 
-    let creator = find(&docs, "ClusterRole", "checkpoint-creator");
+    // The namespace is deploy/namespace's, not deploy/'s (deleting deploy/
+    // must not delete checkpoint-shim with it).
+    assert!(
+        deploy.all("Namespace").is_empty(),
+        "deploy/ declares a Namespace"
+    );
+}
+
+/// What an admin binds with README.md's `kubectl create clusterrolebinding
+/// alice-checkpoint --clusterrole=checkpoint-creator --user=alice` is enough
+/// for everything `kubectl checkpoint` does (kubectl-cmd/src/client.rs
+/// `PodClient` reads, `TYPE/NAME` included), and no more.
+#[test]
+fn checkpoint_creator_is_all_kubectl_checkpoint_needs() {
+    let deploy = Rendered::of("deploy").unwrap();
+    let creator = deploy.get("ClusterRole", "checkpoint-creator").unwrap();
     assert_eq!(
         creator["rules"],
-        serde_json::json!([
+        json!([
+            // the checkpoint: kube-apiserver's check, then the extension's
             {"apiGroups": ["subresources.checkpoint.kcr.dev"], "resources": ["pods/checkpoint"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["checkpoint"]}
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["checkpoint"]},
+            // the pod (phase, containers); the pods a workload selects
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            // TYPE/NAME: the selector of each kind the plugin resolves
+            {"apiGroups": [""], "resources": ["replicationcontrollers", "services"], "verbs": ["get"]},
+            {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "replicasets", "statefulsets"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}
         ])
     );
     // Not aggregated to admin/edit: archives hold memory.
     let labels = creator["metadata"]["labels"].to_string();
     assert!(!labels.contains("aggregate-to"), "{labels}");
+}
+
+/// An unavailable APIService stalls namespace deletion cluster-wide, so the
+/// extension runs like metrics-server's high-availability manifests.
+#[test]
+fn the_extension_is_highly_available() {
+    let deploy = Rendered::of("deploy").unwrap();
+    let dep = deploy.get("Deployment", "checkpoint-apiserver").unwrap();
+    let selector = &dep["spec"]["selector"]["matchLabels"];
+    assert_eq!(dep["spec"]["replicas"], 2);
+    assert_eq!(
+        dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+        "a rollout never drops below two replicas"
+    );
+    let pod = &dep["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(spread["maxSkew"], 1);
+    assert_eq!(
+        spread["whenUnsatisfiable"], "ScheduleAnyway",
+        "a single-node cluster still runs both replicas"
+    );
+    assert_eq!(&spread["labelSelector"]["matchLabels"], selector);
+
+    let pdb = deploy
+        .get("PodDisruptionBudget", "checkpoint-apiserver")
+        .unwrap();
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["metadata"]["namespace"], "kcr-system");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
+
+    // Clusters that limit system-cluster-critical to namespaces with a
+    // matching quota (GKE) admit the pods only with this quota.
+    let quota = deploy
+        .get("ResourceQuota", "checkpoint-apiserver-critical-pods")
+        .unwrap();
+    assert_eq!(quota["metadata"]["namespace"], "kcr-system");
+    assert_eq!(
+        quota["spec"]["scopeSelector"]["matchExpressions"],
+        json!([{"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}])
+    );
+    let room: u32 = quota["spec"]["hard"]["pods"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        room > 2 * 2,
+        "room for two replicas, the surge and terminating pods: {room}"
+    );
+}
+
+#[test]
+fn the_namespace_is_its_own_kustomization() {
+    let ns = Rendered::of("deploy/namespace").unwrap();
+    insta::assert_snapshot!("deploy_namespace", ns.yaml);
+    assert_eq!(ns.docs.len(), 1, "only the Namespace");
+    assert_eq!(
+        ns.get("Namespace", "kcr-system").unwrap()["apiVersion"],
+        "v1"
+    );
+}
+
+/// What hack/kind-up.sh applies: the namespace and deploy/, for kind.
+#[test]
+fn the_kind_overlay_renders() {
+    let kind = Rendered::of("test/kind/overlay").unwrap();
+    kind.get("Namespace", "kcr-system").unwrap();
+    let dep = kind.get("Deployment", "checkpoint-apiserver").unwrap();
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert!(args(c).contains(&"--kubelet-insecure-tls"));
+    assert_eq!(c["imagePullPolicy"], "Never");
 }

@@ -3,9 +3,10 @@
 //!
 //! The suite is cluster-agnostic. Everything cluster-specific — how to make
 //! a running pod, how to flip a feature gate, whether archives can be read
-//! on the node — comes from the config file named by `KCR_E2E_CONFIG`
-//! (`hack/e2e-local.sh` writes one for the local stack; `test/kind/e2e.yaml`
-//! is the one for a kind cluster).
+//! on the node — comes from the config file named by `KCR_E2E_CONFIG`.
+//! `hack/lib/e2e-config.sh` writes it: `hack/e2e-local.sh` for the local
+//! stack (`.local/e2e/e2e.yaml`), `hack/kind-up.sh` for a kind cluster
+//! (`.local/kind/e2e.yaml`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -57,10 +58,16 @@ pub type CommandLine = Vec<String>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
-    /// Kubeconfig of a user allowed to checkpoint (and to create pods).
+    /// Kubeconfig of the user the scenarios run as: bound to the
+    /// `checkpoint-creator` ClusterRole of `deploy/` and nothing else, as
+    /// README.md tells an admin to do.
     pub kubeconfig: PathBuf,
-    /// Kubeconfig of a user who may read pods but not checkpoint them.
+    /// Kubeconfig of a user who may read pods (the built-in `view` role)
+    /// but not checkpoint them.
     pub viewer_kubeconfig: PathBuf,
+    /// Kubeconfig of a user without any rights (bound to nothing; only what
+    /// every authenticated user has, such as discovery).
+    pub no_rights_kubeconfig: PathBuf,
     /// Namespace the scenarios work in.
     #[serde(default = "default_namespace")]
     pub namespace: String,
@@ -171,6 +178,7 @@ impl Config {
         };
         abs(&mut cfg.kubeconfig);
         abs(&mut cfg.viewer_kubeconfig);
+        abs(&mut cfg.no_rights_kubeconfig);
         abs(&mut cfg.plugin_dir);
         if let Some(d) = cfg.node_checkpoints_dir.as_mut() {
             abs(d);
@@ -282,7 +290,7 @@ pub fn kubectl_as(
     Ok(Run::from_output(out, started.elapsed()))
 }
 
-/// `kubectl ARGS` as the admin user.
+/// `kubectl ARGS` as the config's user (`kubeconfig`).
 pub fn kubectl(cfg: &Config, args: &[&str]) -> Result<Run> {
     kubectl_as(cfg, &cfg.kubectl, &cfg.kubeconfig, args)
 }
@@ -409,19 +417,75 @@ mod tests {
         let path = dir.join("e2e.yaml");
         std::fs::write(
             &path,
-            "kubeconfig: ./admin.kubeconfig\nviewerKubeconfig: ./viewer.kubeconfig\npluginDir: ./bin\n\
+            "kubeconfig: ./admin.kubeconfig\nviewerKubeconfig: ./viewer.kubeconfig\nnoRightsKubeconfig: ./nobody.kubeconfig\npluginDir: ./bin\n\
              commands:\n  createPod: [./ctl, pod-create]\n  deletePod: [./ctl, pod-delete]\n  containerRunning: [./ctl, running]\n\
              \x20 extensionGate: [./ctl, extension-gate]\n  nodeGate: [./ctl, node-gate]\n  removeExtension: [./ctl, rm]\n  restoreExtension: [./ctl, add]\n",
         )
         .unwrap();
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.kubeconfig, dir.join("./admin.kubeconfig"));
+        assert_eq!(cfg.no_rights_kubeconfig, dir.join("./nobody.kubeconfig"));
         assert_eq!(
             cfg.commands.create_pod[0],
             dir.join("./ctl").to_string_lossy()
         );
         assert_eq!(cfg.namespace, "default");
         assert_eq!(cfg.kubectl_minors, (27..=33).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The one writer of configs (`hack/lib/e2e-config.sh`, used for the
+    /// local stack and for kind) writes what this struct reads.
+    #[test]
+    fn config_written_by_hack_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("kcr-e2e-hack-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(
+                r#"set -eu; source "$1/hack/lib/e2e-config.sh"
+                write_e2e_config "$2/e2e.yaml" "$2/users" default /plugins "$2/checkpoints" default/slow/app \
+                  -- env KCR_LOCAL_DIR=/state /hack/local-ctl.sh"#,
+            )
+            .arg("bash")
+            .arg(&root)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "write_e2e_config failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = Config::load(&dir.join("e2e.yaml")).unwrap();
+        let users = dir.join("users");
+        assert_eq!(cfg.kubeconfig, users.join("alice.kubeconfig"));
+        assert_eq!(cfg.viewer_kubeconfig, users.join("viewer.kubeconfig"));
+        assert_eq!(cfg.no_rights_kubeconfig, users.join("nobody.kubeconfig"));
+        assert_eq!(cfg.plugin_dir, PathBuf::from("/plugins"));
+        assert_eq!(cfg.node_checkpoints_dir, Some(dir.join("checkpoints")));
+        assert_eq!(
+            cfg.slow_pod,
+            Some(PodRef {
+                namespace: "default".into(),
+                name: "slow".into(),
+                container: "app".into()
+            })
+        );
+        assert_eq!(
+            cfg.commands.node_gate,
+            [
+                "env",
+                "KCR_LOCAL_DIR=/state",
+                "/hack/local-ctl.sh",
+                "node-gate"
+            ]
+        );
+        assert_eq!(
+            cfg.commands.restore_extension.last().map(String::as_str),
+            Some("restore-extension")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,4 +1,5 @@
 # hack/lib/procs.sh — background processes of the local stack, by PID.
+# shellcheck shell=bash
 # Sourced by local-up.sh, local-down.sh and local-ctl.sh. Expects LOCAL (state dir).
 # Each process NAME has: $LOCAL/pids/NAME, $LOCAL/logs/NAME.log and
 # $LOCAL/cmd/NAME (its command line, one word per line, so it can be restarted).
@@ -34,12 +35,12 @@ proc_restart() {
 # proc_stop NAME: SIGTERM the process (it cleans up its children, as
 # test-containerd does), SIGKILL its whole process group after 20 s.
 proc_stop() {
-  local name="$1" pidfile="$LOCAL/pids/$1" pid i
+  local name="$1" pidfile="$LOCAL/pids/$1" pid _
   [ -f "$pidfile" ] || return 0
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done

@@ -10,6 +10,8 @@
 //!   behaviour, served over `tokio::io::duplex` or a unix socket.
 //! * [`hostile`] — certificates that must be refused and raw HTTP/1.1 over TLS, for the
 //!   security tests.
+//! * [`kustomize`] — the project's kustomizations rendered by the real `kubectl kustomize`,
+//!   for the manifest tests.
 //!
 //! ```no_run
 //! use kcr_testkit::archive::check_archive;
@@ -49,6 +51,7 @@ pub mod containerd;
 pub mod cri;
 pub mod fake_cri;
 pub mod hostile;
+pub mod kustomize;
 pub mod prereq;
 pub mod standin;
 
