@@ -10,6 +10,8 @@
 //!   behaviour, served over `tokio::io::duplex` or a unix socket.
 //! * [`hostile`] — certificates that must be refused and raw HTTP/1.1 over TLS, for the
 //!   security tests.
+//! * [`mock_api`] — one mock Kubernetes API server driven by scenarios: in process behind
+//!   a `kube::Client`, or over HTTP(S) on loopback for binaries; records every request.
 //!
 //! ```no_run
 //! use kcr_testkit::archive::check_archive;
@@ -49,6 +51,7 @@ pub mod containerd;
 pub mod cri;
 pub mod fake_cri;
 pub mod hostile;
+pub mod mock_api;
 pub mod prereq;
 pub mod standin;
 
