@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::target::ResourceKind;
+use crate::resource::ResourceKind;
 
 /// Largest response body read from the server.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -143,7 +143,7 @@ impl ClientError {
     }
 }
 
-/// Reads from the API server: the target pod and workloads, names for
+/// Reads from the API server: the pod and workloads, names for
 /// completion, and discovery documents.
 pub trait PodClient {
     /// `GET /api/v1/namespaces/{ns}/pods/{name}`
@@ -536,7 +536,7 @@ pub mod fake {
             match self.selectors.get(&(kind, name.to_owned())) {
                 Some(s) if s.match_labels.is_none() && s.match_expressions.is_none() => Ok(None),
                 Some(s) => Ok(Some(s.clone())),
-                None => Err(not_found(kind.resource(), name)),
+                None => Err(not_found(&kind.resource(), name)),
             }
         }
 

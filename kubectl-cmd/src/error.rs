@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
+use api_types::duration::format_go_duration;
 use api_types::validation::ValidationError;
 
 use crate::client::ClientError;
 use crate::config::ConfigError;
-use crate::container::ContainerError;
 use crate::endpoint::EndpointError;
+use crate::podcmd::ContainerError;
+use crate::polymorphichelpers::PodForObjectError;
 use crate::printer::PrintError;
-use crate::target::TargetError;
-use api_types::duration::format_go_duration;
 
 /// The hint kubectl adds to usage errors.
 pub const USAGE_HINT: &str = "See 'kubectl checkpoint -h' for help and examples";
@@ -28,7 +28,7 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
-    Target(#[from] TargetError),
+    PodForObject(#[from] PodForObjectError),
     #[error(transparent)]
     Container(#[from] ContainerError),
     #[error("cannot checkpoint a container in a non-running pod; current phase is {0}")]
@@ -98,7 +98,9 @@ impl Error {
     pub fn render(&self) -> String {
         let body = match self {
             Error::Usage(msg) => format!("error: {msg}\n{USAGE_HINT}"),
-            Error::Target(TargetError::Lookup { source, .. }) => render_client_error(source),
+            Error::PodForObject(PodForObjectError::Lookup { source, .. }) => {
+                render_client_error(source)
+            }
             Error::Endpoint(EndpointError::Discovery(source)) => render_client_error(source),
             Error::Checkpoint(f) => match &f.source {
                 ClientError::Server(s) => format!("error: {}", s.message),

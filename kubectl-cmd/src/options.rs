@@ -1,6 +1,7 @@
-//! `CheckpointOptions`: upstream's `ExecOptions` shape — `complete()` fills
-//! the options from flags and kubeconfig, `validate()` checks them, `run()`
-//! talks to the cluster through the [`PodClient`] / [`Checkpointer`] traits.
+//! `CheckpointOptions`: upstream's `ExecOptions` shape
+//! (`k8s.io/kubectl/pkg/cmd/exec/exec.go`) — `complete()` fills the options
+//! from flags and kubeconfig, `validate()` checks them, `run()` talks to the
+//! cluster through the [`PodClient`] / [`Checkpointer`] traits.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,18 +13,20 @@ use api_types::{MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
 
 use crate::client::{Checkpointer, PodClient};
 use crate::cmd::CheckpointArgs;
-use crate::container::choose_container;
 use crate::endpoint::select_endpoint;
 use crate::error::{CheckpointFailure, Error, Result};
+use crate::podcmd::find_or_default_container_by_name;
+use crate::polymorphichelpers::attachable_pod_for_object;
 use crate::printer::{OutputFormat, Summary, print_object, print_summary};
+use crate::resource::ResourceTuple;
 use crate::spinner::Spinner;
-use crate::target::{Target, resolve_pod};
 
 /// Everything `run()` needs, resolved from the command line and kubeconfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointOptions {
     pub namespace: String,
-    pub target: Target,
+    /// `POD | TYPE/NAME` (upstream's `ResourceName`).
+    pub resource: ResourceTuple,
     /// `-c`; `None` picks the default container.
     pub container: Option<String>,
     /// `--timeout` in whole seconds (rounded up); 0 = the runtime's default.
@@ -37,7 +40,7 @@ pub struct CheckpointOptions {
 
 /// The one `POD | TYPE/NAME` argument, checked before anything is loaded so
 /// usage errors come first, as in kubectl.
-pub fn target_arg(args: &CheckpointArgs) -> Result<&str> {
+pub fn resource_name_arg(args: &CheckpointArgs) -> Result<&str> {
     match args.args.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::Usage(
@@ -56,7 +59,8 @@ impl CheckpointOptions {
     /// Fill the options from the flags; `namespace` is the one chosen by the
     /// kubeconfig loading (`-n`, else the context's, else `default`).
     pub fn complete(args: &CheckpointArgs, namespace: &str) -> Result<Self> {
-        let target = Target::parse(target_arg(args)?).map_err(|e| Error::Usage(e.to_string()))?;
+        let resource = ResourceTuple::parse(resource_name_arg(args)?)
+            .map_err(|e| Error::Usage(e.to_string()))?;
         let timeout = parse_seconds_or_duration(&args.timeout).map_err(|e| {
             Error::Usage(format!(
                 "invalid argument {:?} for \"--timeout\" flag: {e}",
@@ -65,7 +69,7 @@ impl CheckpointOptions {
         })?;
         Ok(Self {
             namespace: namespace.to_owned(),
-            target,
+            resource,
             container: args.container.clone().filter(|c| !c.is_empty()),
             timeout_seconds: whole_seconds_ceil(timeout),
             request_timeout: args.config.request_timeout()?,
@@ -77,7 +81,7 @@ impl CheckpointOptions {
     /// Check names and bounds before anything is sent.
     pub fn validate(&self) -> Result<()> {
         validate_namespace(&self.namespace)?;
-        validate_pod_name(&self.target.name)?;
+        validate_pod_name(&self.resource.name)?;
         if let Some(c) = &self.container {
             validate_container_name(c)?;
         }
@@ -123,7 +127,8 @@ impl CheckpointOptions {
         notices: &mut impl Write,
     ) -> Result<()> {
         let endpoint = select_endpoint(client).await?;
-        let pod = resolve_pod(client, &self.namespace, &self.target, notices).await?;
+        let pod =
+            attachable_pod_for_object(client, &self.namespace, &self.resource, notices).await?;
         let phase = pod
             .status
             .as_ref()
@@ -136,8 +141,8 @@ impl CheckpointOptions {
             .metadata
             .name
             .clone()
-            .unwrap_or_else(|| self.target.name.clone());
-        let choice = choose_container(&pod, self.container.as_deref())?;
+            .unwrap_or_else(|| self.resource.name.clone());
+        let choice = find_or_default_container_by_name(&pod, self.container.as_deref())?;
         for notice in &choice.notices {
             // A failed notice must not fail the command.
             let _ = writeln!(notices, "{notice}");
@@ -186,8 +191,8 @@ mod tests {
     use crate::client::ServerError;
     use crate::client::fake::FakeClient;
     use crate::cmd::{Parsed, parse};
-    use crate::target::ResourceKind;
-    use crate::target::tests::pod;
+    use crate::resource::ResourceKind;
+    use kcr_testkit::mock_api::objects::pod;
 
     fn args(line: &[&str]) -> CheckpointArgs {
         match parse(std::iter::once("kubectl-checkpoint").chain(line.iter().copied())) {
@@ -210,8 +215,8 @@ mod tests {
     fn complete_fills_the_options() {
         let o = complete(&["counter"]).unwrap();
         assert_eq!(
-            o.target,
-            Target {
+            o.resource,
+            ResourceTuple {
                 kind: ResourceKind::Pod,
                 name: "counter".into()
             }
@@ -225,7 +230,7 @@ mod tests {
         assert_eq!(o.request_options("app").to_query(), "container=app");
 
         let o = complete(&["deploy/web", "-c", "app", "--timeout", "30s", "-o", "json"]).unwrap();
-        assert_eq!(o.target.kind, ResourceKind::Deployment);
+        assert_eq!(o.resource.kind, ResourceKind::Deployment);
         assert_eq!(o.container.as_deref(), Some("app"));
         assert_eq!(o.timeout_seconds, 30);
         // 30 s for the runtime, then the node's grace, the extension's and the plugin's margins.
