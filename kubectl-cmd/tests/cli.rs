@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use api_types::StatusReason;
+use kcr_testkit::mock_api::{MockApi, MockServer, Scenario};
 use pretty_assertions::assert_eq;
-use support::{MockServer, Scenario};
+use support::{cluster, ready};
 
 const HINT: &str = "See 'kubectl checkpoint -h' for help and examples";
 const ARCHIVE_DIR: &str = "/var/lib/kubelet/checkpoints";
@@ -44,11 +45,21 @@ struct Fixture {
     kubeconfig: String,
 }
 
+/// `base` and `extra` scenarios together.
+fn with(base: Vec<Scenario>, extra: impl IntoIterator<Item = Scenario>) -> Vec<Scenario> {
+    base.into_iter().chain(extra).collect()
+}
+
 impl Fixture {
-    fn new(scenario: Scenario) -> Self {
-        let server = MockServer::start(scenario);
+    fn new(scenarios: Vec<Scenario>) -> Self {
+        Self::on(MockApi::new(scenarios).serve().unwrap())
+    }
+
+    fn on(server: MockServer) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = server.kubeconfig(dir.path()).to_string_lossy().into_owned();
+        let kubeconfig = support::kubeconfig(&server, dir.path())
+            .to_string_lossy()
+            .into_owned();
         Self {
             server,
             dir,
@@ -112,7 +123,7 @@ fn assert_fails(r: &Run, stderr: &str) {
 
 #[test]
 fn checkpoints_a_pod_and_prints_five_lines() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let r = f.run(&["counter"]);
     assert_ok(&r, &five_lines("default", "counter", "app"), "");
     assert_eq!(
@@ -136,7 +147,7 @@ fn checkpoints_a_pod_and_prints_five_lines() {
 
 #[test]
 fn container_and_timeout_reach_the_query() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["counter", "-c", "app", "--timeout", "30s"]),
         &five_lines("default", "counter", "app"),
@@ -164,7 +175,7 @@ fn container_and_timeout_reach_the_query() {
 
 #[test]
 fn json_and_yaml_print_the_object() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let r = f.run(&["counter", "-o", "json"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
     let c: api_types::ContainerCheckpoint = serde_json::from_str(&r.stdout).unwrap();
@@ -184,7 +195,7 @@ fn json_and_yaml_print_the_object() {
 
 #[test]
 fn default_container_choice() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["multi"]),
         &five_lines("default", "multi", "a"),
@@ -208,7 +219,7 @@ fn default_container_choice() {
 
 #[test]
 fn type_name_resolves_to_the_first_running_pod() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["deployment/web"]),
         &five_lines("default", "web-2", "nginx"),
@@ -268,7 +279,7 @@ fn type_name_resolves_to_the_first_running_pod() {
 
 #[test]
 fn pod_errors() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["waiting"]),
         "error: cannot checkpoint a container in a non-running pod; current phase is Pending\n",
@@ -286,19 +297,19 @@ fn pod_errors() {
 
 #[test]
 fn discovery_errors() {
-    let f = Fixture::new(Scenario::NotInstalled);
+    let f = Fixture::new(cluster());
     assert_fails(
         &f.run(&["counter"]),
         "error: this cluster does not serve checkpoints: install the checkpoint extension (kubectl apply -k deploy/ from the kubectl-checkpoint repository)\n",
     );
     assert_eq!(f.server.request_lines(), ["GET /api/v1", "GET /apis"]);
 
-    let f = Fixture::new(Scenario::GateOff);
+    let f = Fixture::new(with(cluster(), [Scenario::Extension { gate_on: false }]));
     assert_fails(
         &f.run(&["counter"]),
         "error: checkpointing is disabled on this cluster (feature gate ContainerCheckpointAPI on checkpoint-apiserver)\n",
     );
-    let f = Fixture::new(Scenario::BackendDown);
+    let f = Fixture::new(with(cluster(), [Scenario::ExtensionUnavailable]));
     assert_fails(
         &f.run(&["counter"]),
         "error: the checkpoint extension is installed but not available: the server is currently unable to handle the request (check: kubectl get apiservice v1alpha1.subresources.checkpoint.kcr.dev)\n",
@@ -307,7 +318,7 @@ fn discovery_errors() {
 
 #[test]
 fn core_endpoint_is_preferred_when_discovered() {
-    let f = Fixture::new(Scenario::CoreServed);
+    let f = Fixture::new(with(ready(), [Scenario::CoreCheckpoint]));
     assert_ok(
         &f.run(&["counter"]),
         &five_lines("default", "counter", "app"),
@@ -371,20 +382,29 @@ fn server_failures_print_the_status_message() {
         ),
     ];
     for (reason, message) in cases {
-        let f = Fixture::new(Scenario::CheckpointFails(reason, message.clone()));
+        let f = Fixture::new(with(
+            ready(),
+            [Scenario::CheckpointFails(reason, message.clone())],
+        ));
         assert_fails(&f.run(&["counter"]), &format!("error: {message}\n"));
     }
-    let f = Fixture::new(Scenario::CheckpointNonStatus(
-        502,
-        "upstream connect error".into(),
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::CheckpointNonStatus(
+            502,
+            "upstream connect error".into(),
+        )],
     ));
     assert_fails(
         &f.run(&["counter"]),
         "error: an error on the server (\"upstream connect error\") has prevented the request from succeeding\n",
     );
-    let f = Fixture::new(Scenario::CheckpointNonStatus(
-        503,
-        "no endpoints available".into(),
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::CheckpointNonStatus(
+            503,
+            "no endpoints available".into(),
+        )],
     ));
     assert_fails(
         &f.run(&["counter"]),
@@ -394,7 +414,10 @@ fn server_failures_print_the_status_message() {
 
 #[test]
 fn client_deadline() {
-    let f = Fixture::new(Scenario::SlowCheckpoint(Duration::from_secs(4)));
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::SlowCheckpoint(Duration::from_secs(4))],
+    ));
     let r = f.run(&["counter", "--request-timeout", "1s"]);
     assert_fails(
         &r,
@@ -404,12 +427,12 @@ fn client_deadline() {
 
 #[test]
 fn authentication_and_connection_errors() {
-    let f = Fixture::new(Scenario::Unauthorized);
+    let f = Fixture::new(with(ready(), [Scenario::Unauthorized]));
     assert_fails(
         &f.run(&["counter"]),
         "error: You must be logged in to the server (Unauthorized)\n",
     );
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["--context", "nobody", "counter"]),
         "error: You must be logged in to the server (Unauthorized)\n",
@@ -430,7 +453,7 @@ fn authentication_and_connection_errors() {
 
 #[test]
 fn impersonation_headers() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&[
             "counter",
@@ -455,7 +478,7 @@ fn impersonation_headers() {
 
 #[test]
 fn kubeconfig_selection() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["--context", "nope", "counter"]),
         "error: context was not found for specified context: nope\n",
@@ -527,7 +550,7 @@ fn kubeconfig_selection() {
 
 #[test]
 fn usage_errors_send_nothing() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let cases: &[(&[&str], String)] = &[
         (
             &[],
@@ -597,7 +620,7 @@ fn usage_errors_send_nothing() {
 
 #[test]
 fn help_and_version() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let help = f.run(&["--help"]);
     assert_eq!((help.code, help.stderr.as_str()), (0, ""));
     assert_eq!(help.stdout, kubectl_cmd::cmd::help_text());
@@ -614,7 +637,7 @@ fn help_and_version() {
 
 #[test]
 fn completion_helper() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let c = |args: &[&str]| {
         let r = f.complete(args);
         assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:?}");
@@ -641,5 +664,22 @@ fn completion_helper() {
         f.server
             .request_lines()
             .contains(&"GET /api/v1/namespaces/default/pods".to_owned())
+    );
+}
+
+#[test]
+fn checkpoints_over_https() {
+    let f = Fixture::on(MockApi::new(ready()).serve_tls().unwrap());
+    assert!(f.server.url().starts_with("https://"));
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    assert!(
+        f.server
+            .requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer alice-token"))
     );
 }
