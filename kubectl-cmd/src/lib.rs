@@ -3,15 +3,17 @@
 //! Modelled on upstream `k8s.io/kubectl/pkg/cmd/exec`: [`cmd`] is the
 //! command definition (`NewCmdCheckpoint`), [`options::CheckpointOptions`]
 //! has `complete()` / `validate()` / `run()`, the remote calls sit behind the
-//! [`client::PodClient`] and [`client::Checkpointer`] traits, and the
-//! [`printer`]s take plain data and an `impl Write`. The argument is read
-//! as cli-runtime's resource builder reads it ([`resource`]), the pod found
-//! as [`polymorphichelpers`] finds it (ordered by [`podutils`]), the
-//! container chosen as [`podcmd`] chooses it.
+//! [`client::PodClient`], [`client::Checkpointer`] and
+//! [`client::AccessReviewer`] traits, and the [`printer`]s take plain data
+//! and an `impl Write`. The argument is read as cli-runtime's resource
+//! builder reads it ([`resource`]), the pod found as
+//! [`polymorphichelpers`] finds it (ordered by [`podutils`]), the container
+//! chosen as [`podcmd`] chooses it; [`access`] names the rights a user lacks.
 //!
 //! The binaries are thin: `kubectl-checkpoint` calls [`run`],
 //! `kubectl_complete-checkpoint` calls [`run_completion`].
 
+pub mod access;
 pub mod client;
 pub mod cmd;
 pub mod completion;

@@ -22,9 +22,12 @@ pub enum PodForObjectError {
         resource: ResourceTuple,
         selector: String,
     },
+    /// A read failed: `verb` on `kind` (`get` the workload, `list` pods, `get` the pod).
     #[error("failed to look up {resource}")]
     Lookup {
         resource: ResourceTuple,
+        verb: &'static str,
+        kind: ResourceKind,
         #[source]
         source: ClientError,
     },
@@ -76,27 +79,31 @@ pub async fn attachable_pod_for_object(
     resource: &ResourceTuple,
     notices: &mut impl Write,
 ) -> Result<Pod, PodForObjectError> {
-    let lookup = |source| PodForObjectError::Lookup {
-        resource: resource.clone(),
-        source,
+    let lookup = |verb, kind| {
+        move |source| PodForObjectError::Lookup {
+            resource: resource.clone(),
+            verb,
+            kind,
+            source,
+        }
     };
     if resource.kind == ResourceKind::Pod {
         return client
             .get_pod(namespace, &resource.name)
             .await
-            .map_err(lookup);
+            .map_err(lookup("get", ResourceKind::Pod));
     }
     let selector = client
         .selector_of(namespace, resource.kind, &resource.name)
         .await
-        .map_err(lookup)?
+        .map_err(lookup("get", resource.kind))?
         .as_ref()
         .and_then(selector_string)
         .ok_or_else(|| PodForObjectError::NoSelector(resource.clone()))?;
     let pods = client
         .list_pods(namespace, &selector)
         .await
-        .map_err(lookup)?;
+        .map_err(lookup("list", ResourceKind::Pod))?;
     let pod = most_active(&pods)
         .cloned()
         .ok_or_else(|| PodForObjectError::NoPods {
@@ -122,6 +129,16 @@ mod tests {
 
     use super::*;
     use crate::client::fake::FakeClient;
+
+    /// The read the server forbade: its verb and kind.
+    fn forbidden(e: &PodForObjectError) -> Option<(&'static str, ResourceKind)> {
+        match e {
+            PodForObjectError::Lookup {
+                verb, kind, source, ..
+            } if source.is_forbidden() => Some((verb, *kind)),
+            _ => None,
+        }
+    }
 
     #[test]
     fn selectors_print_like_apimachinery() {
@@ -236,6 +253,7 @@ mod tests {
             matches!(&err, PodForObjectError::Lookup { source: ClientError::Server(s), .. } if s.message == "pods \"ghost\" not found"),
             "{err:?}"
         );
+        assert_eq!(forbidden(&err), None);
         assert_eq!(
             c.calls(),
             [
@@ -249,6 +267,28 @@ mod tests {
                 "get services default/headless",
                 "get pod default/ghost",
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn forbidden_reads_name_the_read() {
+        let mut c = workload_client();
+        c.forbidden = vec!["get deployments.apps".into(), "list pods".into()];
+        let (err, _) = resolve(&c, "deploy/web").await;
+        assert_eq!(
+            forbidden(&err.unwrap_err()),
+            Some(("get", ResourceKind::Deployment))
+        );
+        let (err, _) = resolve(&c, "sts/db").await;
+        assert_eq!(
+            forbidden(&err.unwrap_err()),
+            Some(("list", ResourceKind::Pod))
+        );
+        c.forbidden = vec!["get pod".into()];
+        let (err, _) = resolve(&c, "counter").await;
+        assert_eq!(
+            forbidden(&err.unwrap_err()),
+            Some(("get", ResourceKind::Pod))
         );
     }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use api_types::StatusReason;
-use kcr_testkit::mock_api::{MockApi, MockServer, Scenario};
+use kcr_testkit::mock_api::{MockApi, MockServer, Scenario, rule};
 use pretty_assertions::assert_eq;
 use support::{cluster, ready};
 
@@ -681,5 +681,218 @@ fn checkpoints_over_https() {
             .requests()
             .iter()
             .all(|r| r.authorization.as_deref() == Some("Bearer alice-token"))
+    );
+}
+
+const GROUP: &str = api_types::SUBRESOURCES_GROUP;
+
+/// RBAC: alice may do everything, `creator` only what checkpointing needs
+/// (no reads), `half` only kube-apiserver's half of it, `reader` that and
+/// the reads of deployments; `stranger` nothing. The plugin acts as them
+/// with `--as`.
+fn with_users() -> Vec<Scenario> {
+    let create = || rule(&["create"], &[GROUP], &["pods/checkpoint"]);
+    let checkpoint = || rule(&["checkpoint"], &[""], &["pods"]);
+    with(
+        ready(),
+        [
+            Scenario::allow_all("alice"),
+            Scenario::Allow("creator".into(), create()),
+            Scenario::Allow("creator".into(), checkpoint()),
+            Scenario::Allow("half".into(), create()),
+            Scenario::Allow("reader".into(), create()),
+            Scenario::Allow("reader".into(), checkpoint()),
+            Scenario::Allow("reader".into(), rule(&["get"], &["apps"], &["deployments"])),
+        ],
+    )
+}
+
+const CREATE_FORBIDDEN: &str = "error: pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden: User \"stranger\" cannot create resource \"pods/checkpoint\" in API group \"subresources.checkpoint.kcr.dev\" in the namespace \"default\"\n";
+const GRANT: &str = "ask a cluster admin to bind the ClusterRole checkpoint-creator to you.";
+
+#[test]
+fn a_user_who_may_checkpoint_but_not_read_pods() {
+    let f = Fixture::new(with_users());
+    assert_ok(
+        &f.run(&["counter", "--as", "creator"]),
+        &five_lines("default", "counter", "app"),
+        "Cannot read pod default/counter (you lack get pods), so the server chose container \"app\"\n",
+    );
+    // as many requests as when the pod can be read: no review on the way
+    assert_eq!(
+        f.server.request_lines(),
+        [
+            "GET /api/v1",
+            "GET /apis",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
+            "GET /api/v1/namespaces/default/pods/counter",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint",
+        ]
+    );
+    assert_ok(
+        &f.run(&["annotated", "--as", "creator", "--timeout", "30s"]),
+        &five_lines("default", "annotated", "b"),
+        "Cannot read pod default/annotated (you lack get pods), so the server chose container \"b\"\n",
+    );
+    // -c needs no reading and gets no notice
+    assert_ok(
+        &f.run(&["multi", "--as", "creator", "-c", "b"]),
+        &five_lines("default", "multi", "b"),
+        "",
+    );
+    // the server defaults only a single or annotated container
+    assert_fails(
+        &f.run(&["multi", "--as", "creator"]),
+        "error: a container name must be specified for pod multi, choose one of: [a b]\n",
+    );
+    // the pod's phase is the server's to check too
+    assert_fails(
+        &f.run(&["waiting", "--as", "creator"]),
+        "error: cannot checkpoint a container in a non-running pod; current phase is Pending\n",
+    );
+    assert_eq!(
+        f.posts()[1..],
+        [
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/annotated/checkpoint?timeoutSeconds=30",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/multi/checkpoint?container=b",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/multi/checkpoint",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/waiting/checkpoint",
+        ]
+    );
+}
+
+#[test]
+fn a_user_without_the_checkpoint_right_hears_which_right() {
+    let f = Fixture::new(with_users());
+    assert_fails(
+        &f.run(&["counter", "--as", "stranger"]),
+        &format!(
+            "{CREATE_FORBIDDEN}You lack create pods/checkpoint (API group subresources.checkpoint.kcr.dev), checkpoint pods in namespace default: {GRANT}\n"
+        ),
+    );
+    let lines = f.server.request_lines();
+    assert_eq!(
+        lines[4..],
+        [
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint",
+            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        ]
+    );
+    let reviews: Vec<serde_json::Value> = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.ends_with("/selfsubjectaccessreviews"))
+        .map(|r| r.body["spec"]["resourceAttributes"].clone())
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            serde_json::json!({"namespace": "default", "verb": "create", "group": GROUP, "resource": "pods", "subresource": "checkpoint"}),
+            serde_json::json!({"namespace": "default", "verb": "checkpoint", "group": "", "resource": "pods"}),
+        ]
+    );
+    // kube-apiserver lets `half` through; the extension's own check does not
+    assert_fails(
+        &f.run(&["counter", "--as", "half", "-c", "app"]),
+        &format!(
+            "error: pods \"counter\" is forbidden: User \"half\" cannot checkpoint resource \"pods\" in API group \"\" in the namespace \"default\": no RBAC policy matched\n\
+             You lack checkpoint pods in namespace default: {GRANT}\n"
+        ),
+    );
+}
+
+#[test]
+fn type_name_without_the_workload_read_says_which_reads() {
+    let f = Fixture::new(with_users());
+    assert_fails(
+        &f.run(&["deploy/web", "--as", "creator"]),
+        &format!(
+            "Error from server (Forbidden): deployments.apps \"web\" is forbidden: User \"creator\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"default\"\n\
+             You lack get deployments.apps, list pods in namespace default, which kubectl checkpoint needs to find the pod of deployment/web: name the pod instead, or {GRANT}\n"
+        ),
+    );
+    assert_fails(
+        &f.run(&["deploy/web", "--as", "reader"]),
+        &format!(
+            "Error from server (Forbidden): pods is forbidden: User \"reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"\n\
+             You lack list pods in namespace default, which kubectl checkpoint needs to find the pod of deployment/web: name the pod instead, or {GRANT}\n"
+        ),
+    );
+    assert_fails(
+        &f.run(&["-n", "prod", "sts/db", "--as", "stranger"]),
+        &format!(
+            "Error from server (Forbidden): statefulsets.apps \"db\" is forbidden: User \"stranger\" cannot get resource \"statefulsets\" in API group \"apps\" in the namespace \"prod\"\n\
+             You lack get statefulsets.apps, list pods, create pods/checkpoint (API group subresources.checkpoint.kcr.dev), checkpoint pods in namespace prod: {GRANT}\n"
+        ),
+    );
+    assert!(
+        f.posts()
+            .iter()
+            .all(|p| p.ends_with("/selfsubjectaccessreviews")),
+        "{:?}",
+        f.posts()
+    );
+}
+
+/// What `checkpoint-creator` must grant for every path of the plugin: the
+/// list the report to deploy/ gives.
+fn checkpoint_creator() -> Vec<Scenario> {
+    let rules = [
+        rule(&["create"], &[GROUP], &["pods/checkpoint"]),
+        rule(&["checkpoint"], &[""], &["pods"]),
+        rule(&["get", "list"], &[""], &["pods"]),
+        rule(&["get"], &[""], &["services", "replicationcontrollers"]),
+        rule(
+            &["get"],
+            &["apps"],
+            &["deployments", "statefulsets", "daemonsets", "replicasets"],
+        ),
+        rule(&["get"], &["batch"], &["jobs"]),
+    ];
+    with(
+        ready(),
+        rules
+            .into_iter()
+            .map(|r| Scenario::Allow("alice".into(), r)),
+    )
+}
+
+#[test]
+fn checkpoint_creator_covers_every_path() {
+    let f = Fixture::new(checkpoint_creator());
+    assert_ok(
+        &f.run(&["multi"]),
+        &five_lines("default", "multi", "a"),
+        "Defaulted container \"a\" out of: a, b\n",
+    );
+    for (arg, pod, container) in [
+        ("deploy/web", "web-2", "nginx"),
+        ("rs/web-5d9f", "web-2", "nginx"),
+        ("job/report", "report-x1", "job"),
+    ] {
+        let r = f.run(&[arg]);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, five_lines("default", pod, container).as_str()),
+            "{arg}: {r:?}"
+        );
+    }
+    assert_ok(
+        &f.run(&["-n", "prod", "sts/db"]),
+        &five_lines("prod", "db-0", "pg"),
+        "Using pod/db-0\n",
+    );
+    assert_fails(
+        &f.run(&["ds/agent"]),
+        "error: no pods found for daemonset/agent (selector app=agent)\n",
+    );
+    assert!(
+        !f.server
+            .request_lines()
+            .iter()
+            .any(|l| l.ends_with("/selfsubjectaccessreviews")),
+        "nothing was forbidden"
     );
 }
