@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus,
-    Namespace, Node, NodeAddress, NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
+    DaemonEndpoint, Namespace, Node, NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod,
+    PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -112,6 +113,14 @@ pub fn with_annotations(mut pod: Pod, annotations: &[(&str, &str)]) -> Pod {
     pod
 }
 
+/// The pod bound to `node` (`""`: unscheduled), whatever its phase.
+pub fn with_node(mut pod: Pod, node: &str) -> Pod {
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.node_name = (!node.is_empty()).then(|| node.to_owned());
+    }
+    pod
+}
+
 /// A node with an InternalIP.
 pub fn node(name: &str, internal_ip: &str) -> Node {
     Node {
@@ -125,6 +134,16 @@ pub fn node(name: &str, internal_ip: &str) -> Node {
         }),
         ..Default::default()
     }
+}
+
+/// The node publishing its kubelet's port in `status.daemonEndpoints`.
+pub fn with_kubelet_port(mut node: Node, port: i32) -> Node {
+    if let Some(status) = node.status.as_mut() {
+        status.daemon_endpoints = Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port }),
+        });
+    }
+    node
 }
 
 /// A namespace.
@@ -173,8 +192,22 @@ mod tests {
         let status = p.status.unwrap_or_default();
         assert!(status.container_statuses.unwrap_or_default()[0].ready);
         let p = pod("ns", "web", "Pending", &["app"]);
-        assert_eq!(p.spec.and_then(|s| s.node_name), None);
-        assert!(p.status.and_then(|s| s.conditions).is_none());
+        assert_eq!(p.spec.as_ref().and_then(|s| s.node_name.clone()), None);
+        assert!(
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .is_none()
+        );
+        let p = with_node(p, "n1");
+        assert_eq!(p.spec.and_then(|s| s.node_name).as_deref(), Some("n1"));
+        let n = with_kubelet_port(node("n1", "10.0.0.1"), 10250);
+        let port = n
+            .status
+            .and_then(|s| s.daemon_endpoints)
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port);
+        assert_eq!(port, Some(10250));
     }
 
     #[test]
