@@ -1,7 +1,8 @@
 //! The remote calls of the command, behind narrow traits "for test stubbing"
 //! (as upstream `k8s.io/kubectl/pkg/cmd/exec` puts its `RemoteExecutor`
 //! behind an interface): [`PodClient`] for lookups and discovery,
-//! [`Checkpointer`] for the checkpoint itself. [`KubeClient`] implements both
+//! [`Checkpointer`] for the checkpoint itself, [`AccessReviewer`] for
+//! SelfSubjectAccessReviews. [`KubeClient`] implements them
 //! over kube-rs's [`kube::Client`], so authentication, TLS and impersonation
 //! come from the kubeconfig; `fake::FakeClient` beside it serves the unit tests.
 
@@ -13,6 +14,9 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Limited};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -21,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::target::ResourceKind;
+use crate::resource::ResourceKind;
 
 /// Largest response body read from the server.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -141,9 +145,14 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The server answered 403 Forbidden.
+    pub fn is_forbidden(&self) -> bool {
+        self.server().is_some_and(|s| s.code == 403)
+    }
 }
 
-/// Reads from the API server: the target pod and workloads, names for
+/// Reads from the API server: the pod and workloads, names for
 /// completion, and discovery documents.
 pub trait PodClient {
     /// `GET /api/v1/namespaces/{ns}/pods/{name}`
@@ -178,6 +187,14 @@ pub trait PodClient {
         &self,
         group_version: &str,
     ) -> impl Future<Output = Result<APIResourceList>> + Send;
+}
+
+/// Whether the caller may do something: what `kubectl auth can-i` asks
+/// (`k8s.io/kubectl/pkg/cmd/auth/cani.go`).
+pub trait AccessReviewer {
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: whether
+    /// the server allows the caller these attributes.
+    fn can_i(&self, attributes: ResourceAttributes) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// The checkpoint call.
@@ -238,12 +255,22 @@ impl KubeClient {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, deadline: Option<Duration>) -> Result<Bytes> {
-        let request = Request::builder()
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        deadline: Option<Duration>,
+    ) -> Result<Bytes> {
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::ACCEPT, "application/json")
-            .body(kube::client::Body::empty())
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(kube::client::Body::empty, kube::client::Body::from))
             .map_err(|source| ClientError::Request {
                 path: path.to_owned(),
                 source,
@@ -279,11 +306,10 @@ impl KubeClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let body = self.call(Method::GET, path, self.request_timeout).await?;
-        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
-            path: path.to_owned(),
-            source,
-        })
+        let body = self
+            .call(Method::GET, path, None, self.request_timeout)
+            .await?;
+        decode(path, &body)
     }
 
     async fn names(&self, path: &str) -> Result<Vec<String>> {
@@ -295,6 +321,13 @@ impl KubeClient {
             .filter(|n| !n.is_empty())
             .collect())
     }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|source| ClientError::Decode {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `host:port` of a cluster URL, with the scheme's default port.
@@ -433,17 +466,38 @@ impl PodClient for KubeClient {
     }
 }
 
+impl AccessReviewer for KubeClient {
+    async fn can_i(&self, attributes: ResourceAttributes) -> Result<bool> {
+        const PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(attributes),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let body = serde_json::to_vec(&review).map_err(|source| ClientError::Decode {
+            path: PATH.to_owned(),
+            source,
+        })?;
+        let answer = self
+            .call(Method::POST, PATH, Some(body), self.request_timeout)
+            .await?;
+        let review: SelfSubjectAccessReview = decode(PATH, &answer)?;
+        Ok(review.status.is_some_and(|s| s.allowed))
+    }
+}
+
 impl Checkpointer for KubeClient {
     async fn checkpoint(
         &self,
         path_and_query: &str,
         wait: Duration,
     ) -> Result<ContainerCheckpoint> {
-        let body = self.call(Method::POST, path_and_query, Some(wait)).await?;
-        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
-            path: path_and_query.to_owned(),
-            source,
-        })
+        let body = self
+            .call(Method::POST, path_and_query, None, Some(wait))
+            .await?;
+        decode(path_and_query, &body)
     }
 }
 
@@ -467,6 +521,14 @@ pub mod fake {
         pub resources: BTreeMap<String, APIResourceList>,
         /// Answer of the checkpoint call.
         pub checkpoint_answer: Option<std::result::Result<ContainerCheckpoint, ServerError>>,
+        /// Calls whose record starts with one of these answer 403 (`get pod`,
+        /// `list pods`, `get deployments.apps`).
+        pub forbidden: Vec<String>,
+        /// What `can_i` denies, as recorded without `can-i ` (`create
+        /// pods.subresources.checkpoint.kcr.dev/checkpoint`, `list pods`).
+        pub cannot: Vec<String>,
+        /// `can_i` fails (the review itself is refused).
+        pub reviews_fail: bool,
         pub calls: Mutex<Vec<String>>,
     }
 
@@ -479,10 +541,20 @@ pub mod fake {
     }
 
     impl FakeClient {
-        fn record(&self, call: String) {
+        /// Record the call; 403 when it is forbidden.
+        fn record(&self, call: String) -> Result<()> {
+            let forbidden = self.forbidden.iter().any(|f| call.starts_with(f.as_str()));
+            let error = forbidden.then(|| {
+                ClientError::Server(ServerError {
+                    code: 403,
+                    reason: "Forbidden".into(),
+                    message: format!("{call} is forbidden"),
+                })
+            });
             if let Ok(mut calls) = self.calls.lock() {
                 calls.push(call);
             }
+            error.map_or(Ok(()), Err)
         }
 
         pub fn calls(&self) -> Vec<String> {
@@ -510,7 +582,7 @@ pub mod fake {
 
     impl PodClient for FakeClient {
         async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod> {
-            self.record(format!("get pod {namespace}/{name}"));
+            self.record(format!("get pod {namespace}/{name}"))?;
             self.pods_in(namespace)
                 .find(|p| p.metadata.name.as_deref() == Some(name))
                 .cloned()
@@ -518,7 +590,7 @@ pub mod fake {
         }
 
         async fn list_pods(&self, namespace: &str, label_selector: &str) -> Result<Vec<Pod>> {
-            self.record(format!("list pods {namespace} {label_selector}"));
+            self.record(format!("list pods {namespace} {label_selector}"))?;
             Ok(self
                 .pods_in(namespace)
                 .filter(|p| matches(p, label_selector))
@@ -532,16 +604,16 @@ pub mod fake {
             kind: ResourceKind,
             name: &str,
         ) -> Result<Option<LabelSelector>> {
-            self.record(format!("get {} {namespace}/{name}", kind.resource()));
+            self.record(format!("get {} {namespace}/{name}", kind.resource()))?;
             match self.selectors.get(&(kind, name.to_owned())) {
                 Some(s) if s.match_labels.is_none() && s.match_expressions.is_none() => Ok(None),
                 Some(s) => Ok(Some(s.clone())),
-                None => Err(not_found(kind.resource(), name)),
+                None => Err(not_found(&kind.resource(), name)),
             }
         }
 
         async fn list_names(&self, namespace: &str, kind: ResourceKind) -> Result<Vec<String>> {
-            self.record(format!("list {} {namespace}", kind.resource()));
+            self.record(format!("list {} {namespace}", kind.resource()))?;
             Ok(match kind {
                 ResourceKind::Pod => self
                     .pods_in(namespace)
@@ -557,7 +629,7 @@ pub mod fake {
         }
 
         async fn list_namespaces(&self) -> Result<Vec<String>> {
-            self.record("list namespaces".into());
+            self.record("list namespaces".into())?;
             let mut ns: Vec<String> = self
                 .pods
                 .iter()
@@ -569,17 +641,17 @@ pub mod fake {
         }
 
         async fn core_v1_resources(&self) -> Result<APIResourceList> {
-            self.record("get /api/v1".into());
+            self.record("get /api/v1".into())?;
             Ok(self.core.clone())
         }
 
         async fn api_groups(&self) -> Result<APIGroupList> {
-            self.record("get /apis".into());
+            self.record("get /apis".into())?;
             Ok(self.groups.clone())
         }
 
         async fn api_resources(&self, group_version: &str) -> Result<APIResourceList> {
-            self.record(format!("get /apis/{group_version}"));
+            self.record(format!("get /apis/{group_version}"))?;
             self.resources.get(group_version).cloned().ok_or_else(|| {
                 ClientError::Server(ServerError {
                     code: 404,
@@ -590,13 +662,35 @@ pub mod fake {
         }
     }
 
+    impl AccessReviewer for FakeClient {
+        async fn can_i(&self, a: ResourceAttributes) -> Result<bool> {
+            let field = |v: &Option<String>| v.clone().unwrap_or_default();
+            let mut what = format!("{} {}", field(&a.verb), field(&a.resource));
+            if let Some(group) = a.group.as_ref().filter(|g| !g.is_empty()) {
+                what.push('.');
+                what.push_str(group);
+            }
+            if let Some(sub) = a.subresource.as_ref().filter(|s| !s.is_empty()) {
+                what.push('/');
+                what.push_str(sub);
+            }
+            self.record(format!("can-i {what} -n {}", field(&a.namespace)))?;
+            if self.reviews_fail {
+                return Err(ClientError::Unreachable {
+                    message: "review refused".into(),
+                });
+            }
+            Ok(!self.cannot.contains(&what))
+        }
+    }
+
     impl Checkpointer for FakeClient {
         async fn checkpoint(
             &self,
             path_and_query: &str,
             wait: Duration,
         ) -> Result<ContainerCheckpoint> {
-            self.record(format!("post {path_and_query} wait={}s", wait.as_secs()));
+            self.record(format!("post {path_and_query} wait={}s", wait.as_secs()))?;
             match &self.checkpoint_answer {
                 Some(Ok(c)) => Ok(c.clone()),
                 Some(Err(e)) => Err(ClientError::Server(e.clone())),

@@ -7,7 +7,9 @@ use std::io::{self, Write};
 
 use crate::client::PodClient;
 use crate::config::ConfigFlags;
-use crate::target::{ResourceKind, Target};
+use crate::podcmd::container_names;
+use crate::polymorphichelpers::attachable_pod_for_object;
+use crate::resource::{ResourceKind, ResourceTuple};
 
 /// cobra's `ShellCompDirectiveNoFileComp`.
 pub const DIRECTIVE_NO_FILE_COMP: u32 = 4;
@@ -52,12 +54,12 @@ const ALL_FLAGS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Want {
     /// `POD` or `TYPE/NAME`.
-    Target {
+    ResourceName {
         prefix: String,
     },
     /// The value of `-c` for the pod already given.
     Container {
-        target: Option<String>,
+        resource_name: Option<String>,
         prefix: String,
     },
     Namespace {
@@ -109,7 +111,7 @@ fn want_value(flag: &str, prefix: &str, positionals: &[String]) -> Want {
     let prefix = prefix.to_owned();
     match flag {
         "-c" | "--container" => Want::Container {
-            target: positionals.first().cloned(),
+            resource_name: positionals.first().cloned(),
             prefix,
         },
         "-n" | "--namespace" => Want::Namespace { prefix },
@@ -125,7 +127,7 @@ fn want_value(flag: &str, prefix: &str, positionals: &[String]) -> Want {
 pub fn parse_line(args: &[String]) -> Line {
     let mut line = Line::default();
     let Some((current, before)) = args.split_last() else {
-        line.want = Some(Want::Target {
+        line.want = Some(Want::ResourceName {
             prefix: String::new(),
         });
         return line;
@@ -162,7 +164,7 @@ pub fn parse_line(args: &[String]) -> Line {
                 prefix: current.clone(),
             }
         } else if line.positionals.is_empty() {
-            Want::Target {
+            Want::ResourceName {
                 prefix: current.clone(),
             }
         } else {
@@ -233,7 +235,7 @@ pub fn complete_offline(line: &Line) -> Option<Completion> {
             candidates: Vec::new(),
             directive: DIRECTIVE_NO_FILE_COMP,
         },
-        Want::Target { .. } | Want::Container { .. } | Want::Namespace { .. } => return None,
+        Want::ResourceName { .. } | Want::Container { .. } | Want::Namespace { .. } => return None,
     })
 }
 
@@ -245,7 +247,7 @@ pub async fn complete_online(line: &Line, namespace: &str, client: &impl PodClie
         directive: DIRECTIVE_NO_FILE_COMP,
     };
     match line.want.clone().unwrap_or(Want::Nothing) {
-        Want::Target { prefix } => match prefix.split_once('/') {
+        Want::ResourceName { prefix } => match prefix.split_once('/') {
             Some((kind, _)) => {
                 let Some(k) = ResourceKind::parse(kind) else {
                     return empty;
@@ -265,29 +267,18 @@ pub async fn complete_online(line: &Line, namespace: &str, client: &impl PodClie
             ),
         },
         Want::Container {
-            target: Some(target),
+            resource_name: Some(resource_name),
             prefix,
         } => {
-            let Ok(target) = Target::parse(&target) else {
+            let Ok(resource) = ResourceTuple::parse(&resource_name) else {
                 return empty;
             };
             let mut sink = io::sink();
-            let Ok(pod) = crate::target::resolve_pod(client, namespace, &target, &mut sink).await
+            let Ok(pod) = attachable_pod_for_object(client, namespace, &resource, &mut sink).await
             else {
                 return empty;
             };
-            let names = pod
-                .spec
-                .map(|s| {
-                    s.containers
-                        .into_iter()
-                        .map(|c| c.name)
-                        .chain(s.init_containers.into_iter().flatten().map(|c| c.name))
-                        .chain(s.ephemeral_containers.into_iter().flatten().map(|c| c.name))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Completion::of(names, &prefix)
+            Completion::of(container_names(&pod), &prefix)
         }
         Want::Namespace { prefix } => {
             Completion::of(client.list_namespaces().await.unwrap_or_default(), &prefix)
@@ -300,7 +291,7 @@ pub async fn complete_online(line: &Line, namespace: &str, client: &impl PodClie
 mod tests {
     use super::*;
     use crate::client::fake::FakeClient;
-    use crate::target::tests::pod;
+    use kcr_testkit::mock_api::objects::pod;
 
     fn line(args: &[&str]) -> Line {
         parse_line(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
@@ -310,26 +301,26 @@ mod tests {
     fn reads_what_is_being_completed() {
         assert_eq!(
             line(&[""]).want,
-            Some(Want::Target {
+            Some(Want::ResourceName {
                 prefix: String::new()
             })
         );
         assert_eq!(
             line(&[]).want,
-            Some(Want::Target {
+            Some(Want::ResourceName {
                 prefix: String::new()
             })
         );
         assert_eq!(
             line(&["co"]).want,
-            Some(Want::Target {
+            Some(Want::ResourceName {
                 prefix: "co".into()
             })
         );
         let l = line(&["-n", "prod", "--context=dev", "deploy/w"]);
         assert_eq!(
             l.want,
-            Some(Want::Target {
+            Some(Want::ResourceName {
                 prefix: "deploy/w".into()
             })
         );
@@ -338,21 +329,21 @@ mod tests {
         assert_eq!(
             line(&["counter", "-c", ""]).want,
             Some(Want::Container {
-                target: Some("counter".into()),
+                resource_name: Some("counter".into()),
                 prefix: String::new()
             })
         );
         assert_eq!(
             line(&["-c", "a"]).want,
             Some(Want::Container {
-                target: None,
+                resource_name: None,
                 prefix: "a".into()
             })
         );
         assert_eq!(
             line(&["counter", "--container=a"]).want,
             Some(Want::Container {
-                target: Some("counter".into()),
+                resource_name: Some("counter".into()),
                 prefix: "a".into()
             })
         );

@@ -2,15 +2,17 @@
 
 use std::time::Duration;
 
+use api_types::duration::format_go_duration;
 use api_types::validation::ValidationError;
 
+use crate::access::{Access, CREATOR_ROLE, list};
 use crate::client::ClientError;
 use crate::config::ConfigError;
-use crate::container::ContainerError;
 use crate::endpoint::EndpointError;
+use crate::podcmd::ContainerError;
+use crate::polymorphichelpers::PodForObjectError;
 use crate::printer::PrintError;
-use crate::target::TargetError;
-use api_types::duration::format_go_duration;
+use crate::resource::{ResourceKind, ResourceTuple};
 
 /// The hint kubectl adds to usage errors.
 pub const USAGE_HINT: &str = "See 'kubectl checkpoint -h' for help and examples";
@@ -28,7 +30,7 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
-    Target(#[from] TargetError),
+    PodForObject(#[from] PodForObjectError),
     #[error(transparent)]
     Container(#[from] ContainerError),
     #[error("cannot checkpoint a container in a non-running pod; current phase is {0}")]
@@ -40,20 +42,85 @@ pub enum Error {
     #[error(transparent)]
     Checkpoint(Box<CheckpointFailure>),
     #[error(transparent)]
+    Forbidden(Box<Forbidden>),
+    #[error(transparent)]
     Print(#[from] PrintError),
 }
 
 /// The checkpoint call failed.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to checkpoint container {container} of pod {namespace}/{pod}")]
+#[error("failed to checkpoint {}", what(.container.as_deref(), .namespace, .pod))]
 pub struct CheckpointFailure {
     pub namespace: String,
     pub pod: String,
-    pub container: String,
+    /// `None`: the server chooses.
+    pub container: Option<String>,
     /// How long the client waited.
     pub wait: Duration,
     #[source]
     pub source: ClientError,
+}
+
+/// `container app of pod ns/p`, or `pod ns/p` when the server chooses.
+pub fn what(container: Option<&str>, namespace: &str, pod: &str) -> String {
+    match container {
+        Some(c) => format!("container {c} of pod {namespace}/{pod}"),
+        None => format!("pod {namespace}/{pod}"),
+    }
+}
+
+/// A request the server forbade, and the rights the user lacks.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct Forbidden {
+    /// The 403.
+    pub source: ClientError,
+    /// It answered the checkpoint POST, not a read to find the pod.
+    pub checkpointing: bool,
+    pub namespace: String,
+    pub resource: ResourceTuple,
+    /// The rights the user lacks (SelfSubjectAccessReviews); `None` when they
+    /// could not be asked.
+    pub missing: Option<Vec<Access>>,
+    /// Every right the command needs here.
+    pub needed: Vec<Access>,
+}
+
+impl Forbidden {
+    /// The server's message, then which rights are missing and who can grant them.
+    fn render(&self) -> String {
+        let first = if self.checkpointing {
+            render_checkpoint_error(&self.source)
+        } else {
+            render_client_error(&self.source)
+        };
+        let (ns, grant) = (
+            &self.namespace,
+            format!("ask a cluster admin to bind the ClusterRole {CREATOR_ROLE} to you"),
+        );
+        let second = match &self.missing {
+            // Something else than these rights forbade it: the server's message says what.
+            Some(missing) if missing.is_empty() => return first,
+            Some(missing)
+                if !self.checkpointing
+                    && self.resource.kind != ResourceKind::Pod
+                    && !missing.iter().any(Access::is_checkpoint) =>
+            {
+                format!(
+                    "You lack {} in namespace {ns}, which kubectl checkpoint needs to find the pod of {}: name the pod instead, or {grant}.",
+                    list(missing),
+                    self.resource
+                )
+            }
+            Some(missing) => format!("You lack {} in namespace {ns}: {grant}.", list(missing)),
+            None => format!(
+                "kubectl checkpoint {} needs {} in namespace {ns}: if you lack them, {grant}.",
+                self.resource,
+                list(&self.needed)
+            ),
+        };
+        format!("{first}\n{second}")
+    }
 }
 
 /// kubectl's rendering of a failed API call (`cmdutil.CheckErr`): server
@@ -70,6 +137,15 @@ pub fn render_client_error(e: &ClientError) -> String {
         ClientError::Server(s) => format!("Error from server ({}): {}", s.reason, s.message),
         ClientError::ConnectionRefused { .. } | ClientError::Unreachable { .. } => e.to_string(),
         other => format!("error: {}", chain(other)),
+    }
+}
+
+/// A failed checkpoint POST: the server's message as the error (it is about
+/// the checkpoint, not about reading an object), anything else as kubectl words it.
+fn render_checkpoint_error(e: &ClientError) -> String {
+    match e {
+        ClientError::Server(s) => format!("error: {}", s.message),
+        other => render_client_error(other),
     }
 }
 
@@ -98,18 +174,18 @@ impl Error {
     pub fn render(&self) -> String {
         let body = match self {
             Error::Usage(msg) => format!("error: {msg}\n{USAGE_HINT}"),
-            Error::Target(TargetError::Lookup { source, .. }) => render_client_error(source),
+            Error::PodForObject(PodForObjectError::Lookup { source, .. }) => {
+                render_client_error(source)
+            }
+            Error::Forbidden(f) => f.render(),
             Error::Endpoint(EndpointError::Discovery(source)) => render_client_error(source),
             Error::Checkpoint(f) => match &f.source {
-                ClientError::Server(s) => format!("error: {}", s.message),
                 ClientError::TimedOut(_) => format!(
-                    "error: no answer within {} while checkpointing container {} of pod {}/{}; the checkpoint may still complete on the node",
+                    "error: no answer within {} while checkpointing {}; the checkpoint may still complete on the node",
                     format_go_duration(f.wait),
-                    f.container,
-                    f.namespace,
-                    f.pod
+                    what(f.container.as_deref(), &f.namespace, &f.pod)
                 ),
-                other => render_client_error(other),
+                other => render_checkpoint_error(other),
             },
             other => format!("error: {}", chain(other)),
         };
@@ -158,7 +234,7 @@ mod tests {
             Error::Checkpoint(Box::new(CheckpointFailure {
                 namespace: "default".into(),
                 pod: "counter".into(),
-                container: "app".into(),
+                container: Some("app".into()),
                 wait: Duration::from_secs(40),
                 source,
             }))

@@ -3,23 +3,30 @@
 //! Modelled on upstream `k8s.io/kubectl/pkg/cmd/exec`: [`cmd`] is the
 //! command definition (`NewCmdCheckpoint`), [`options::CheckpointOptions`]
 //! has `complete()` / `validate()` / `run()`, the remote calls sit behind the
-//! [`client::PodClient`] and [`client::Checkpointer`] traits, and the
-//! [`printer`]s take plain data and an `impl Write`.
+//! [`client::PodClient`], [`client::Checkpointer`] and
+//! [`client::AccessReviewer`] traits, and the [`printer`]s take plain data
+//! and an `impl Write`. The argument is read as cli-runtime's resource
+//! builder reads it ([`resource`]), the pod found as
+//! [`polymorphichelpers`] finds it (ordered by [`podutils`]), the container
+//! chosen as [`podcmd`] chooses it; [`access`] names the rights a user lacks.
 //!
 //! The binaries are thin: `kubectl-checkpoint` calls [`run`],
 //! `kubectl_complete-checkpoint` calls [`run_completion`].
 
+pub mod access;
 pub mod client;
 pub mod cmd;
 pub mod completion;
 pub mod config;
-pub mod container;
 pub mod endpoint;
 pub mod error;
 pub mod options;
+pub mod podcmd;
+pub mod podutils;
+pub mod polymorphichelpers;
 pub mod printer;
+pub mod resource;
 pub mod spinner;
-pub mod target;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -29,7 +36,7 @@ pub use error::{Error, Result};
 
 use crate::client::KubeClient;
 use crate::cmd::Parsed;
-use crate::options::{CheckpointOptions, target_arg};
+use crate::options::{CheckpointOptions, resource_name_arg};
 
 /// Run `kubectl checkpoint` with `argv` (program name first): the result to
 /// `out`, notices to `notices`. The caller prints the error
@@ -44,7 +51,7 @@ where
         Parsed::Version => return write_all(out, &cmd::version_text()),
         Parsed::Run(args) => args,
     };
-    target_arg(&args)?;
+    resource_name_arg(&args)?;
     let loaded = args.config.load().await?;
     let options = CheckpointOptions::complete(&args, &loaded.namespace)?;
     options.validate()?;

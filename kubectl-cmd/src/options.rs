@@ -1,6 +1,8 @@
-//! `CheckpointOptions`: upstream's `ExecOptions` shape — `complete()` fills
-//! the options from flags and kubeconfig, `validate()` checks them, `run()`
-//! talks to the cluster through the [`PodClient`] / [`Checkpointer`] traits.
+//! `CheckpointOptions`: upstream's `ExecOptions` shape
+//! (`k8s.io/kubectl/pkg/cmd/exec/exec.go`) — `complete()` fills the options
+//! from flags and kubeconfig, `validate()` checks them, `run()` talks to the
+//! cluster through the [`PodClient`] / [`Checkpointer`] / [`AccessReviewer`]
+//! traits.
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,22 +10,26 @@ use std::time::Duration;
 use api_types::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
 use api_types::timeouts::{DEFAULT_CLIENT_WAIT, DEFAULT_RUNTIME_REQUEST_TIMEOUT, Deadlines};
 use api_types::validation::{validate_container_name, validate_namespace, validate_pod_name};
-use api_types::{MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
+use api_types::{ContainerCheckpoint, MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
+use k8s_openapi::api::core::v1::Pod;
 
-use crate::client::{Checkpointer, PodClient};
+use crate::access::{self, Access};
+use crate::client::{AccessReviewer, Checkpointer, ClientError, PodClient};
 use crate::cmd::CheckpointArgs;
-use crate::container::choose_container;
-use crate::endpoint::select_endpoint;
-use crate::error::{CheckpointFailure, Error, Result};
+use crate::endpoint::{Endpoint, select_endpoint};
+use crate::error::{CheckpointFailure, Error, Forbidden, Result, what};
+use crate::podcmd::find_or_default_container_by_name;
+use crate::polymorphichelpers::{PodForObjectError, attachable_pod_for_object};
 use crate::printer::{OutputFormat, Summary, print_object, print_summary};
+use crate::resource::{ResourceKind, ResourceTuple};
 use crate::spinner::Spinner;
-use crate::target::{Target, resolve_pod};
 
 /// Everything `run()` needs, resolved from the command line and kubeconfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointOptions {
     pub namespace: String,
-    pub target: Target,
+    /// `POD | TYPE/NAME` (upstream's `ResourceName`).
+    pub resource: ResourceTuple,
     /// `-c`; `None` picks the default container.
     pub container: Option<String>,
     /// `--timeout` in whole seconds (rounded up); 0 = the runtime's default.
@@ -37,7 +43,7 @@ pub struct CheckpointOptions {
 
 /// The one `POD | TYPE/NAME` argument, checked before anything is loaded so
 /// usage errors come first, as in kubectl.
-pub fn target_arg(args: &CheckpointArgs) -> Result<&str> {
+pub fn resource_name_arg(args: &CheckpointArgs) -> Result<&str> {
     match args.args.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::Usage(
@@ -52,11 +58,21 @@ pub fn target_arg(args: &CheckpointArgs) -> Result<&str> {
     }
 }
 
+/// The pod to checkpoint and its container, as far as the user may read them.
+struct Chosen {
+    pod: String,
+    /// `None`: the server chooses (the pod could not be read and `-c` is unset).
+    container: Option<String>,
+    /// The pod could not be read.
+    unread: bool,
+}
+
 impl CheckpointOptions {
     /// Fill the options from the flags; `namespace` is the one chosen by the
     /// kubeconfig loading (`-n`, else the context's, else `default`).
     pub fn complete(args: &CheckpointArgs, namespace: &str) -> Result<Self> {
-        let target = Target::parse(target_arg(args)?).map_err(|e| Error::Usage(e.to_string()))?;
+        let resource = ResourceTuple::parse(resource_name_arg(args)?)
+            .map_err(|e| Error::Usage(e.to_string()))?;
         let timeout = parse_seconds_or_duration(&args.timeout).map_err(|e| {
             Error::Usage(format!(
                 "invalid argument {:?} for \"--timeout\" flag: {e}",
@@ -65,7 +81,7 @@ impl CheckpointOptions {
         })?;
         Ok(Self {
             namespace: namespace.to_owned(),
-            target,
+            resource,
             container: args.container.clone().filter(|c| !c.is_empty()),
             timeout_seconds: whole_seconds_ceil(timeout),
             request_timeout: args.config.request_timeout()?,
@@ -77,7 +93,7 @@ impl CheckpointOptions {
     /// Check names and bounds before anything is sent.
     pub fn validate(&self) -> Result<()> {
         validate_namespace(&self.namespace)?;
-        validate_pod_name(&self.target.name)?;
+        validate_pod_name(&self.resource.name)?;
         if let Some(c) = &self.container {
             validate_container_name(c)?;
         }
@@ -108,71 +124,184 @@ impl CheckpointOptions {
         }
     }
 
-    /// The request options sent with the POST.
-    pub fn request_options(&self, container: &str) -> PodCheckpointOptions {
+    /// The request options sent with the POST; without a container the
+    /// server chooses it.
+    pub fn request_options(&self, container: Option<&str>) -> PodCheckpointOptions {
         let timeout = i64::try_from(self.timeout_seconds).ok().filter(|t| *t > 0);
-        PodCheckpointOptions::new(Some(container), timeout)
+        PodCheckpointOptions::new(container, timeout)
     }
 
     /// Resolve the pod and container, checkpoint it, print the result.
     /// Notices go to `notices` (stderr), the result to `out` (stdout).
+    ///
+    /// The happy path is discovery, one read to find the pod, the POST. A
+    /// user who may checkpoint but not read pods still can: the POST then
+    /// goes without a container and the server defaults it. Whatever the
+    /// server forbids, SelfSubjectAccessReviews (sent together, only then)
+    /// find which rights the user lacks.
     pub async fn run(
         &self,
-        client: &(impl PodClient + Checkpointer),
+        client: &(impl PodClient + Checkpointer + AccessReviewer),
         out: &mut impl Write,
         notices: &mut impl Write,
     ) -> Result<()> {
         let endpoint = select_endpoint(client).await?;
-        let pod = resolve_pod(client, &self.namespace, &self.target, notices).await?;
-        let phase = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "Unknown".into());
-        if phase != "Running" {
-            return Err(Error::NotRunning(phase));
-        }
-        let pod_name = pod
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_else(|| self.target.name.clone());
-        let choice = choose_container(&pod, self.container.as_deref())?;
-        for notice in &choice.notices {
-            // A failed notice must not fail the command.
-            let _ = writeln!(notices, "{notice}");
-        }
-        let query = self.request_options(&choice.name).to_query();
-        let path = format!("{}?{query}", endpoint.path(&self.namespace, &pod_name));
+        let chosen = self.choose(client, endpoint, notices).await?;
+        let query = self.request_options(chosen.container.as_deref()).to_query();
+        let path = endpoint.path(&self.namespace, &chosen.pod);
+        let path = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        };
         let wait = self.wait();
         tracing::debug!(%path, ?wait, "checkpointing");
 
         let spinner = Spinner::start(
             format!(
-                "Checkpointing container {} of pod {}/{pod_name}",
-                choice.name, self.namespace
+                "Checkpointing {}",
+                what(chosen.container.as_deref(), &self.namespace, &chosen.pod)
             ),
             self.spinner,
         );
         let result = client.checkpoint(&path, wait).await;
         spinner.finish();
-        let checkpoint = result.map_err(|source| {
-            Error::Checkpoint(Box::new(CheckpointFailure {
-                namespace: self.namespace.clone(),
-                pod: pod_name.clone(),
-                container: choice.name.clone(),
-                wait,
-                source,
-            }))
-        })?;
-
-        match self.output {
-            None => print_summary(&Summary::from_checkpoint(&checkpoint, &self.namespace), out)
-                .map_err(|e| Error::Print(e.into()))?,
-            Some(format) => print_object(&checkpoint, format, out)?,
+        let checkpoint = match result {
+            Ok(c) => c,
+            Err(source) if source.is_forbidden() => {
+                let needed = access::to_checkpoint(endpoint);
+                return Err(self.forbidden(client, source, true, needed, None).await);
+            }
+            Err(source) => {
+                return Err(Error::Checkpoint(Box::new(CheckpointFailure {
+                    namespace: self.namespace.clone(),
+                    pod: chosen.pod,
+                    container: chosen.container,
+                    wait,
+                    source,
+                })));
+            }
+        };
+        if chosen.unread && chosen.container.is_none() {
+            // A failed notice must not fail the command.
+            let _ = writeln!(
+                notices,
+                "Cannot read pod {}/{} (you lack get pods), so the server chose container {:?}",
+                self.namespace, chosen.pod, checkpoint.spec.container
+            );
         }
-        Ok(())
+        self.print(&checkpoint, out)
     }
+
+    /// The pod (`attachablePodForObject`) and its container
+    /// (`FindOrDefaultContainerByName`, with its notices). A pod the user may
+    /// not read is left to the server.
+    async fn choose(
+        &self,
+        client: &(impl PodClient + AccessReviewer),
+        endpoint: Endpoint,
+        notices: &mut impl Write,
+    ) -> Result<Chosen> {
+        let pod = match attachable_pod_for_object(client, &self.namespace, &self.resource, notices)
+            .await
+        {
+            Ok(pod) => pod,
+            Err(PodForObjectError::Lookup {
+                verb, kind, source, ..
+            }) if source.is_forbidden() => {
+                if self.resource.kind == ResourceKind::Pod {
+                    tracing::info!(namespace = %self.namespace, pod = %self.resource.name, "cannot read the pod: the server chooses the container");
+                    return Ok(Chosen {
+                        pod: self.resource.name.clone(),
+                        container: self.container.clone(),
+                        unread: true,
+                    });
+                }
+                // Without the pod's name nothing can be checkpointed.
+                let mut needed = access::to_find_pod(self.resource.kind);
+                needed.extend(access::to_checkpoint(endpoint));
+                let denied = Access::read(verb, kind);
+                return Err(self
+                    .forbidden(client, source, false, needed, Some(denied))
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let name = running_pod_name(&pod, &self.resource.name)?;
+        let choice = find_or_default_container_by_name(&pod, self.container.as_deref())?;
+        for notice in &choice.notices {
+            // A failed notice must not fail the command.
+            let _ = writeln!(notices, "{notice}");
+        }
+        Ok(Chosen {
+            pod: name,
+            container: Some(choice.name),
+            unread: false,
+        })
+    }
+
+    /// The error for a 403: which of the `needed` rights the user lacks
+    /// (`denied` is known already), found by reviews sent together.
+    async fn forbidden(
+        &self,
+        client: &impl AccessReviewer,
+        source: ClientError,
+        checkpointing: bool,
+        needed: Vec<Access>,
+        denied: Option<Access>,
+    ) -> Error {
+        let to_review: Vec<Access> = needed
+            .iter()
+            .filter(|a| Some(*a) != denied.as_ref())
+            .cloned()
+            .collect();
+        let missing = match access::missing(client, &self.namespace, &to_review).await {
+            Ok(lacking) => Some(
+                needed
+                    .iter()
+                    .filter(|a| Some(*a) == denied.as_ref() || lacking.contains(a))
+                    .cloned()
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot review the user's rights");
+                None
+            }
+        };
+        Error::Forbidden(Box::new(Forbidden {
+            source,
+            checkpointing,
+            namespace: self.namespace.clone(),
+            resource: self.resource.clone(),
+            missing,
+            needed,
+        }))
+    }
+
+    fn print(&self, checkpoint: &ContainerCheckpoint, out: &mut impl Write) -> Result<()> {
+        match self.output {
+            None => print_summary(&Summary::from_checkpoint(checkpoint, &self.namespace), out)
+                .map_err(|e| Error::Print(e.into())),
+            Some(format) => Ok(print_object(checkpoint, format, out)?),
+        }
+    }
+}
+
+/// The pod's name, when it is running (`kubectl exec`'s check).
+fn running_pod_name(pod: &Pod, fallback: &str) -> Result<String> {
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into());
+    if phase != "Running" {
+        return Err(Error::NotRunning(phase));
+    }
+    Ok(pod
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| fallback.to_owned()))
 }
 
 #[cfg(test)]
@@ -186,8 +315,7 @@ mod tests {
     use crate::client::ServerError;
     use crate::client::fake::FakeClient;
     use crate::cmd::{Parsed, parse};
-    use crate::target::ResourceKind;
-    use crate::target::tests::pod;
+    use kcr_testkit::mock_api::objects::pod;
 
     fn args(line: &[&str]) -> CheckpointArgs {
         match parse(std::iter::once("kubectl-checkpoint").chain(line.iter().copied())) {
@@ -210,8 +338,8 @@ mod tests {
     fn complete_fills_the_options() {
         let o = complete(&["counter"]).unwrap();
         assert_eq!(
-            o.target,
-            Target {
+            o.resource,
+            ResourceTuple {
                 kind: ResourceKind::Pod,
                 name: "counter".into()
             }
@@ -222,17 +350,17 @@ mod tests {
             (None, 0, None)
         );
         assert_eq!(o.wait(), DEFAULT_CLIENT_WAIT);
-        assert_eq!(o.request_options("app").to_query(), "container=app");
+        assert_eq!(o.request_options(Some("app")).to_query(), "container=app");
 
         let o = complete(&["deploy/web", "-c", "app", "--timeout", "30s", "-o", "json"]).unwrap();
-        assert_eq!(o.target.kind, ResourceKind::Deployment);
+        assert_eq!(o.resource.kind, ResourceKind::Deployment);
         assert_eq!(o.container.as_deref(), Some("app"));
         assert_eq!(o.timeout_seconds, 30);
         // 30 s for the runtime, then the node's grace, the extension's and the plugin's margins.
         assert_eq!(o.wait(), Duration::from_secs(45));
         assert_eq!(o.output, Some(OutputFormat::Json));
         assert_eq!(
-            o.request_options("app").to_query(),
+            o.request_options(Some("app")).to_query(),
             "container=app&timeoutSeconds=30"
         );
 
@@ -423,6 +551,114 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<api_types::ContainerCheckpoint>(&out).unwrap(),
             crate::printer::tests::sample()
+        );
+    }
+
+    fn forbidden(status: &str) -> ServerError {
+        ServerError {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: format!("{status} is forbidden"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_cannot_be_read_is_left_to_the_server() {
+        let mut c = cluster();
+        c.forbidden = vec!["get pod".into()];
+        let (r, out, notices) = run(&c, &["counter"]).await;
+        r.unwrap();
+        assert_eq!(out.lines().count(), 5);
+        assert_eq!(
+            notices,
+            "Cannot read pod default/counter (you lack get pods), so the server chose container \"container-2\"\n"
+        );
+        assert_eq!(
+            c.calls().last().map(String::as_str),
+            Some(
+                "post /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint wait=300s"
+            )
+        );
+        // -c goes as it is, and needs no notice
+        let (r, _, notices) = run(&c, &["counter", "-c", "app", "--timeout", "5"]).await;
+        r.unwrap();
+        assert_eq!(notices, "");
+        assert!(
+            c.calls()
+                .last()
+                .is_some_and(|l| l.ends_with("/checkpoint?container=app&timeoutSeconds=5 wait=20s")),
+            "{:?}",
+            c.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_checkpoint_names_the_missing_rights() {
+        let mut c = cluster();
+        c.forbidden = vec!["get pod".into()];
+        c.checkpoint_answer = Some(Err(forbidden(
+            "pods.subresources.checkpoint.kcr.dev \"counter\"",
+        )));
+        c.cannot = vec!["create pods.subresources.checkpoint.kcr.dev/checkpoint".into()];
+        let (r, out, notices) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden\n\
+             You lack create pods/checkpoint (API group subresources.checkpoint.kcr.dev) in namespace default: ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
+        );
+        assert_eq!((out.as_str(), notices.as_str()), ("", ""));
+        let calls = c.calls();
+        assert_eq!(
+            calls[calls.len() - 2..],
+            [
+                "can-i create pods.subresources.checkpoint.kcr.dev/checkpoint -n default",
+                "can-i checkpoint pods -n default",
+            ]
+        );
+
+        // the reviews allow everything: only the server knows why
+        c.cannot.clear();
+        let (r, _, _) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden\n"
+        );
+        // the reviews cannot be made: say what is needed
+        c.reviews_fail = true;
+        let (r, _, _) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden\n\
+             kubectl checkpoint pod/counter needs create pods/checkpoint (API group subresources.checkpoint.kcr.dev), checkpoint pods in namespace default: if you lack them, ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn type_name_needs_the_reads() {
+        let mut c = cluster();
+        c.forbidden = vec!["get deployments.apps".into()];
+        c.cannot = vec!["get deployments.apps".into()];
+        let (r, _, _) = run(&c, &["deploy/multi"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "Error from server (Forbidden): get deployments.apps default/multi is forbidden\n\
+             You lack get deployments.apps in namespace default, which kubectl checkpoint needs to find the pod of deployment/multi: name the pod instead, or ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
+        );
+        // the denied read is not asked again
+        assert!(
+            !c.calls().iter().any(|l| l.starts_with("can-i get ")),
+            "{:?}",
+            c.calls()
+        );
+        assert!(!c.calls().iter().any(|l| l.starts_with("post ")));
+
+        c.forbidden = vec!["list pods".into()];
+        c.cannot = vec!["list pods".into(), "checkpoint pods".into()];
+        let (r, _, _) = run(&c, &["deploy/multi"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "Error from server (Forbidden): list pods default app=multi is forbidden\n\
+             You lack list pods, checkpoint pods in namespace default: ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
         );
     }
 }

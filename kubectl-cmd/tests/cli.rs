@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use api_types::StatusReason;
+use kcr_testkit::mock_api::{MockApi, MockServer, Scenario, rule};
 use pretty_assertions::assert_eq;
-use support::{MockServer, Scenario};
+use support::{cluster, ready};
 
 const HINT: &str = "See 'kubectl checkpoint -h' for help and examples";
 const ARCHIVE_DIR: &str = "/var/lib/kubelet/checkpoints";
@@ -44,11 +45,21 @@ struct Fixture {
     kubeconfig: String,
 }
 
+/// `base` and `extra` scenarios together.
+fn with(base: Vec<Scenario>, extra: impl IntoIterator<Item = Scenario>) -> Vec<Scenario> {
+    base.into_iter().chain(extra).collect()
+}
+
 impl Fixture {
-    fn new(scenario: Scenario) -> Self {
-        let server = MockServer::start(scenario);
+    fn new(scenarios: Vec<Scenario>) -> Self {
+        Self::on(MockApi::new(scenarios).serve().unwrap())
+    }
+
+    fn on(server: MockServer) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = server.kubeconfig(dir.path()).to_string_lossy().into_owned();
+        let kubeconfig = support::kubeconfig(&server, dir.path())
+            .to_string_lossy()
+            .into_owned();
         Self {
             server,
             dir,
@@ -112,7 +123,7 @@ fn assert_fails(r: &Run, stderr: &str) {
 
 #[test]
 fn checkpoints_a_pod_and_prints_five_lines() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let r = f.run(&["counter"]);
     assert_ok(&r, &five_lines("default", "counter", "app"), "");
     assert_eq!(
@@ -136,7 +147,7 @@ fn checkpoints_a_pod_and_prints_five_lines() {
 
 #[test]
 fn container_and_timeout_reach_the_query() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["counter", "-c", "app", "--timeout", "30s"]),
         &five_lines("default", "counter", "app"),
@@ -164,7 +175,7 @@ fn container_and_timeout_reach_the_query() {
 
 #[test]
 fn json_and_yaml_print_the_object() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let r = f.run(&["counter", "-o", "json"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
     let c: api_types::ContainerCheckpoint = serde_json::from_str(&r.stdout).unwrap();
@@ -184,7 +195,7 @@ fn json_and_yaml_print_the_object() {
 
 #[test]
 fn default_container_choice() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["multi"]),
         &five_lines("default", "multi", "a"),
@@ -208,7 +219,7 @@ fn default_container_choice() {
 
 #[test]
 fn type_name_resolves_to_the_first_running_pod() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&["deployment/web"]),
         &five_lines("default", "web-2", "nginx"),
@@ -268,7 +279,7 @@ fn type_name_resolves_to_the_first_running_pod() {
 
 #[test]
 fn pod_errors() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["waiting"]),
         "error: cannot checkpoint a container in a non-running pod; current phase is Pending\n",
@@ -286,19 +297,19 @@ fn pod_errors() {
 
 #[test]
 fn discovery_errors() {
-    let f = Fixture::new(Scenario::NotInstalled);
+    let f = Fixture::new(cluster());
     assert_fails(
         &f.run(&["counter"]),
         "error: this cluster does not serve checkpoints: install the checkpoint extension (kubectl apply -k deploy/ from the kubectl-checkpoint repository)\n",
     );
     assert_eq!(f.server.request_lines(), ["GET /api/v1", "GET /apis"]);
 
-    let f = Fixture::new(Scenario::GateOff);
+    let f = Fixture::new(with(cluster(), [Scenario::Extension { gate_on: false }]));
     assert_fails(
         &f.run(&["counter"]),
         "error: checkpointing is disabled on this cluster (feature gate ContainerCheckpointAPI on checkpoint-apiserver)\n",
     );
-    let f = Fixture::new(Scenario::BackendDown);
+    let f = Fixture::new(with(cluster(), [Scenario::ExtensionUnavailable]));
     assert_fails(
         &f.run(&["counter"]),
         "error: the checkpoint extension is installed but not available: the server is currently unable to handle the request (check: kubectl get apiservice v1alpha1.subresources.checkpoint.kcr.dev)\n",
@@ -307,7 +318,7 @@ fn discovery_errors() {
 
 #[test]
 fn core_endpoint_is_preferred_when_discovered() {
-    let f = Fixture::new(Scenario::CoreServed);
+    let f = Fixture::new(with(ready(), [Scenario::CoreCheckpoint]));
     assert_ok(
         &f.run(&["counter"]),
         &five_lines("default", "counter", "app"),
@@ -371,20 +382,29 @@ fn server_failures_print_the_status_message() {
         ),
     ];
     for (reason, message) in cases {
-        let f = Fixture::new(Scenario::CheckpointFails(reason, message.clone()));
+        let f = Fixture::new(with(
+            ready(),
+            [Scenario::CheckpointFails(reason, message.clone())],
+        ));
         assert_fails(&f.run(&["counter"]), &format!("error: {message}\n"));
     }
-    let f = Fixture::new(Scenario::CheckpointNonStatus(
-        502,
-        "upstream connect error".into(),
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::CheckpointNonStatus(
+            502,
+            "upstream connect error".into(),
+        )],
     ));
     assert_fails(
         &f.run(&["counter"]),
         "error: an error on the server (\"upstream connect error\") has prevented the request from succeeding\n",
     );
-    let f = Fixture::new(Scenario::CheckpointNonStatus(
-        503,
-        "no endpoints available".into(),
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::CheckpointNonStatus(
+            503,
+            "no endpoints available".into(),
+        )],
     ));
     assert_fails(
         &f.run(&["counter"]),
@@ -394,7 +414,10 @@ fn server_failures_print_the_status_message() {
 
 #[test]
 fn client_deadline() {
-    let f = Fixture::new(Scenario::SlowCheckpoint(Duration::from_secs(4)));
+    let f = Fixture::new(with(
+        ready(),
+        [Scenario::SlowCheckpoint(Duration::from_secs(4))],
+    ));
     let r = f.run(&["counter", "--request-timeout", "1s"]);
     assert_fails(
         &r,
@@ -404,12 +427,12 @@ fn client_deadline() {
 
 #[test]
 fn authentication_and_connection_errors() {
-    let f = Fixture::new(Scenario::Unauthorized);
+    let f = Fixture::new(with(ready(), [Scenario::Unauthorized]));
     assert_fails(
         &f.run(&["counter"]),
         "error: You must be logged in to the server (Unauthorized)\n",
     );
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["--context", "nobody", "counter"]),
         "error: You must be logged in to the server (Unauthorized)\n",
@@ -430,7 +453,7 @@ fn authentication_and_connection_errors() {
 
 #[test]
 fn impersonation_headers() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_ok(
         &f.run(&[
             "counter",
@@ -455,7 +478,7 @@ fn impersonation_headers() {
 
 #[test]
 fn kubeconfig_selection() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     assert_fails(
         &f.run(&["--context", "nope", "counter"]),
         "error: context was not found for specified context: nope\n",
@@ -527,7 +550,7 @@ fn kubeconfig_selection() {
 
 #[test]
 fn usage_errors_send_nothing() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let cases: &[(&[&str], String)] = &[
         (
             &[],
@@ -597,7 +620,7 @@ fn usage_errors_send_nothing() {
 
 #[test]
 fn help_and_version() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let help = f.run(&["--help"]);
     assert_eq!((help.code, help.stderr.as_str()), (0, ""));
     assert_eq!(help.stdout, kubectl_cmd::cmd::help_text());
@@ -614,7 +637,7 @@ fn help_and_version() {
 
 #[test]
 fn completion_helper() {
-    let f = Fixture::new(Scenario::Ready);
+    let f = Fixture::new(ready());
     let c = |args: &[&str]| {
         let r = f.complete(args);
         assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:?}");
@@ -641,5 +664,235 @@ fn completion_helper() {
         f.server
             .request_lines()
             .contains(&"GET /api/v1/namespaces/default/pods".to_owned())
+    );
+}
+
+#[test]
+fn checkpoints_over_https() {
+    let f = Fixture::on(MockApi::new(ready()).serve_tls().unwrap());
+    assert!(f.server.url().starts_with("https://"));
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    assert!(
+        f.server
+            .requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer alice-token"))
+    );
+}
+
+const GROUP: &str = api_types::SUBRESOURCES_GROUP;
+
+/// RBAC: alice may do everything, `creator` only what checkpointing needs
+/// (no reads), `half` only kube-apiserver's half of it, `reader` that and
+/// the reads of deployments; `stranger` nothing. The plugin acts as them
+/// with `--as`.
+fn with_users() -> Vec<Scenario> {
+    let create = || rule(&["create"], &[GROUP], &["pods/checkpoint"]);
+    let checkpoint = || rule(&["checkpoint"], &[""], &["pods"]);
+    with(
+        ready(),
+        [
+            Scenario::allow_all("alice"),
+            Scenario::Allow("creator".into(), create()),
+            Scenario::Allow("creator".into(), checkpoint()),
+            Scenario::Allow("half".into(), create()),
+            Scenario::Allow("reader".into(), create()),
+            Scenario::Allow("reader".into(), checkpoint()),
+            Scenario::Allow("reader".into(), rule(&["get"], &["apps"], &["deployments"])),
+        ],
+    )
+}
+
+const CREATE_FORBIDDEN: &str = "error: pods.subresources.checkpoint.kcr.dev \"counter\" is forbidden: User \"stranger\" cannot create resource \"pods/checkpoint\" in API group \"subresources.checkpoint.kcr.dev\" in the namespace \"default\"\n";
+const GRANT: &str = "ask a cluster admin to bind the ClusterRole checkpoint-creator to you.";
+
+#[test]
+fn a_user_who_may_checkpoint_but_not_read_pods() {
+    let f = Fixture::new(with_users());
+    assert_ok(
+        &f.run(&["counter", "--as", "creator"]),
+        &five_lines("default", "counter", "app"),
+        "Cannot read pod default/counter (you lack get pods), so the server chose container \"app\"\n",
+    );
+    // as many requests as when the pod can be read: no review on the way
+    assert_eq!(
+        f.server.request_lines(),
+        [
+            "GET /api/v1",
+            "GET /apis",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
+            "GET /api/v1/namespaces/default/pods/counter",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint",
+        ]
+    );
+    assert_ok(
+        &f.run(&["annotated", "--as", "creator", "--timeout", "30s"]),
+        &five_lines("default", "annotated", "b"),
+        "Cannot read pod default/annotated (you lack get pods), so the server chose container \"b\"\n",
+    );
+    // -c needs no reading and gets no notice
+    assert_ok(
+        &f.run(&["multi", "--as", "creator", "-c", "b"]),
+        &five_lines("default", "multi", "b"),
+        "",
+    );
+    // the server defaults only a single or annotated container
+    assert_fails(
+        &f.run(&["multi", "--as", "creator"]),
+        "error: a container name must be specified for pod multi, choose one of: [a b]\n",
+    );
+    // the pod's phase is the server's to check too
+    assert_fails(
+        &f.run(&["waiting", "--as", "creator"]),
+        "error: cannot checkpoint a container in a non-running pod; current phase is Pending\n",
+    );
+    assert_eq!(
+        f.posts()[1..],
+        [
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/annotated/checkpoint?timeoutSeconds=30",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/multi/checkpoint?container=b",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/multi/checkpoint",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/waiting/checkpoint",
+        ]
+    );
+}
+
+#[test]
+fn a_user_without_the_checkpoint_right_hears_which_right() {
+    let f = Fixture::new(with_users());
+    assert_fails(
+        &f.run(&["counter", "--as", "stranger"]),
+        &format!(
+            "{CREATE_FORBIDDEN}You lack create pods/checkpoint (API group subresources.checkpoint.kcr.dev), checkpoint pods in namespace default: {GRANT}\n"
+        ),
+    );
+    let lines = f.server.request_lines();
+    assert_eq!(
+        lines[4..],
+        [
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint",
+            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        ]
+    );
+    let reviews: Vec<serde_json::Value> = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.ends_with("/selfsubjectaccessreviews"))
+        .map(|r| r.body["spec"]["resourceAttributes"].clone())
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            serde_json::json!({"namespace": "default", "verb": "create", "group": GROUP, "resource": "pods", "subresource": "checkpoint"}),
+            serde_json::json!({"namespace": "default", "verb": "checkpoint", "group": "", "resource": "pods"}),
+        ]
+    );
+    // kube-apiserver lets `half` through; the extension's own check does not
+    assert_fails(
+        &f.run(&["counter", "--as", "half", "-c", "app"]),
+        &format!(
+            "error: pods \"counter\" is forbidden: User \"half\" cannot checkpoint resource \"pods\" in API group \"\" in the namespace \"default\": no RBAC policy matched\n\
+             You lack checkpoint pods in namespace default: {GRANT}\n"
+        ),
+    );
+}
+
+#[test]
+fn type_name_without_the_workload_read_says_which_reads() {
+    let f = Fixture::new(with_users());
+    assert_fails(
+        &f.run(&["deploy/web", "--as", "creator"]),
+        &format!(
+            "Error from server (Forbidden): deployments.apps \"web\" is forbidden: User \"creator\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"default\"\n\
+             You lack get deployments.apps, list pods in namespace default, which kubectl checkpoint needs to find the pod of deployment/web: name the pod instead, or {GRANT}\n"
+        ),
+    );
+    assert_fails(
+        &f.run(&["deploy/web", "--as", "reader"]),
+        &format!(
+            "Error from server (Forbidden): pods is forbidden: User \"reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"\n\
+             You lack list pods in namespace default, which kubectl checkpoint needs to find the pod of deployment/web: name the pod instead, or {GRANT}\n"
+        ),
+    );
+    assert_fails(
+        &f.run(&["-n", "prod", "sts/db", "--as", "stranger"]),
+        &format!(
+            "Error from server (Forbidden): statefulsets.apps \"db\" is forbidden: User \"stranger\" cannot get resource \"statefulsets\" in API group \"apps\" in the namespace \"prod\"\n\
+             You lack get statefulsets.apps, list pods, create pods/checkpoint (API group subresources.checkpoint.kcr.dev), checkpoint pods in namespace prod: {GRANT}\n"
+        ),
+    );
+    assert!(
+        f.posts()
+            .iter()
+            .all(|p| p.ends_with("/selfsubjectaccessreviews")),
+        "{:?}",
+        f.posts()
+    );
+}
+
+/// What `checkpoint-creator` must grant for every path of the plugin: the
+/// list the report to deploy/ gives.
+fn checkpoint_creator() -> Vec<Scenario> {
+    let rules = [
+        rule(&["create"], &[GROUP], &["pods/checkpoint"]),
+        rule(&["checkpoint"], &[""], &["pods"]),
+        rule(&["get", "list"], &[""], &["pods"]),
+        rule(&["get"], &[""], &["services", "replicationcontrollers"]),
+        rule(
+            &["get"],
+            &["apps"],
+            &["deployments", "statefulsets", "daemonsets", "replicasets"],
+        ),
+        rule(&["get"], &["batch"], &["jobs"]),
+    ];
+    with(
+        ready(),
+        rules
+            .into_iter()
+            .map(|r| Scenario::Allow("alice".into(), r)),
+    )
+}
+
+#[test]
+fn checkpoint_creator_covers_every_path() {
+    let f = Fixture::new(checkpoint_creator());
+    assert_ok(
+        &f.run(&["multi"]),
+        &five_lines("default", "multi", "a"),
+        "Defaulted container \"a\" out of: a, b\n",
+    );
+    for (arg, pod, container) in [
+        ("deploy/web", "web-2", "nginx"),
+        ("rs/web-5d9f", "web-2", "nginx"),
+        ("job/report", "report-x1", "job"),
+    ] {
+        let r = f.run(&[arg]);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, five_lines("default", pod, container).as_str()),
+            "{arg}: {r:?}"
+        );
+    }
+    assert_ok(
+        &f.run(&["-n", "prod", "sts/db"]),
+        &five_lines("prod", "db-0", "pg"),
+        "Using pod/db-0\n",
+    );
+    assert_fails(
+        &f.run(&["ds/agent"]),
+        "error: no pods found for daemonset/agent (selector app=agent)\n",
+    );
+    assert!(
+        !f.server
+            .request_lines()
+            .iter()
+            .any(|l| l.ends_with("/selfsubjectaccessreviews")),
+        "nothing was forbidden"
     );
 }

@@ -10,8 +10,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use kcr_testkit::mock_api::MockApi;
 use pretty_assertions::assert_eq;
-use support::{MockServer, Scenario};
 
 const MINORS: std::ops::RangeInclusive<u32> = 27..=33;
 
@@ -61,9 +61,9 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn every_kubectl_minor_dispatches_to_the_plugin() {
-    let server = MockServer::start(Scenario::Ready);
+    let server = MockApi::new(support::ready()).serve().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = server.kubeconfig(dir.path());
+    let kubeconfig = support::kubeconfig(&server, dir.path());
     let bin = plugin_path(dir.path());
     let plugin = bin.join("kubectl-checkpoint");
 

@@ -12,6 +12,8 @@
 //!   security tests.
 //! * [`kustomize`] — the project's kustomizations rendered by the real `kubectl kustomize`,
 //!   for the manifest tests.
+//! * [`mock_api`] — one mock Kubernetes API server driven by scenarios: in process behind
+//!   a `kube::Client`, or over HTTP(S) on loopback for binaries; records every request.
 //!
 //! ```no_run
 //! use kcr_testkit::archive::check_archive;
@@ -52,6 +54,7 @@ pub mod cri;
 pub mod fake_cri;
 pub mod hostile;
 pub mod kustomize;
+pub mod mock_api;
 pub mod prereq;
 pub mod standin;
 

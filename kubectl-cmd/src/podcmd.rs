@@ -1,9 +1,10 @@
-//! Which container of the pod to checkpoint, as `kubectl exec` chooses it
-//! (`k8s.io/kubectl/pkg/cmd/util/podcmd` `FindOrDefaultContainerByName`).
+//! Which container of the pod to checkpoint, as `kubectl exec` chooses it:
+//! `k8s.io/kubectl/pkg/cmd/util/podcmd` (`FindOrDefaultContainerByName`,
+//! `AllContainerNames`, `DefaultContainerAnnotationName`).
 
 use k8s_openapi::api::core::v1::Pod;
 
-/// The annotation naming a pod's default container.
+/// The annotation naming a pod's default container (`DefaultContainerAnnotationName`).
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 
 /// Why no container could be chosen.
@@ -20,6 +21,7 @@ pub struct ContainerChoice {
     pub notices: Vec<String>,
 }
 
+/// The names of the pod's containers, init containers and ephemeral containers.
 fn names(pod: &Pod) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
     let Some(spec) = pod.spec.as_ref() else {
         return Default::default();
@@ -51,26 +53,30 @@ pub fn all_container_names(pod: &Pod) -> String {
         .join(", ")
 }
 
-fn has_container(pod: &Pod, name: &str) -> bool {
+/// Every container name of the pod: containers, init containers, ephemeral
+/// containers (what completion offers for `-c`).
+pub fn container_names(pod: &Pod) -> Vec<String> {
     let (containers, init, ephemeral) = names(pod);
     containers
         .into_iter()
         .chain(init)
         .chain(ephemeral)
-        .any(|n| n == name)
+        .map(str::to_owned)
+        .collect()
 }
 
-/// `-c` wins; else the default-container annotation (when it names a
-/// container); else the first container, with kubectl's notice when there was
-/// a choice to make.
-pub fn choose_container(
+/// `FindOrDefaultContainerByName`: `-c` wins; else the default-container
+/// annotation (when it names a container); else the first container, with
+/// kubectl's notice when there was a choice to make.
+///
+/// Unlike upstream, a `-c` the pod does not list is not refused here: it goes
+/// to the server as it is, whose answer (400, listing the pod's containers)
+/// users see, and the pod read may be older than the server's.
+pub fn find_or_default_container_by_name(
     pod: &Pod,
     requested: Option<&str>,
 ) -> Result<ContainerChoice, ContainerError> {
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
-    // Like `kubectl exec -c`, an explicit container goes to the server as it
-    // is: the server's answer (400, listing the pod's containers) is the one
-    // users see, and the pod we read may be older than the server's.
     if let Some(name) = requested.filter(|n| !n.is_empty()) {
         return Ok(ContainerChoice {
             name: name.to_owned(),
@@ -85,7 +91,7 @@ pub fn choose_container(
         .and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION))
         .filter(|n| !n.is_empty())
     {
-        if has_container(pod, name) {
+        if container_names(pod).contains(name) {
             return Ok(ContainerChoice {
                 name: name.clone(),
                 notices,
@@ -121,7 +127,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Container;
 
     use super::*;
-    use crate::target::tests::pod;
+    use kcr_testkit::mock_api::objects::pod;
 
     fn annotated(mut p: Pod, default: &str) -> Pod {
         p.metadata.annotations = Some(BTreeMap::from([(
@@ -141,28 +147,40 @@ mod tests {
     #[test]
     fn explicit_container_wins() {
         let p = annotated(pod("default", "p", "Running", &["a", "b"]), "b");
-        assert_eq!(choose_container(&p, Some("a")), Ok(choice("a", &[])));
+        assert_eq!(
+            find_or_default_container_by_name(&p, Some("a")),
+            Ok(choice("a", &[]))
+        );
         // unknown names are the server's to refuse
-        assert_eq!(choose_container(&p, Some("zzz")), Ok(choice("zzz", &[])));
+        assert_eq!(
+            find_or_default_container_by_name(&p, Some("zzz")),
+            Ok(choice("zzz", &[]))
+        );
     }
 
     #[test]
     fn annotation_then_single_then_first_with_notice() {
         let p = annotated(pod("default", "p", "Running", &["a", "b"]), "b");
-        assert_eq!(choose_container(&p, None), Ok(choice("b", &[])));
+        assert_eq!(
+            find_or_default_container_by_name(&p, None),
+            Ok(choice("b", &[]))
+        );
 
         let p = pod("default", "p", "Running", &["only"]);
-        assert_eq!(choose_container(&p, None), Ok(choice("only", &[])));
+        assert_eq!(
+            find_or_default_container_by_name(&p, None),
+            Ok(choice("only", &[]))
+        );
 
         let p = pod("default", "p", "Running", &["a", "b"]);
         assert_eq!(
-            choose_container(&p, None),
+            find_or_default_container_by_name(&p, None),
             Ok(choice("a", &["Defaulted container \"a\" out of: a, b"]))
         );
 
         let p = annotated(pod("default", "p", "Running", &["a", "b"]), "gone");
         assert_eq!(
-            choose_container(&p, None),
+            find_or_default_container_by_name(&p, None),
             Ok(choice(
                 "a",
                 &[
@@ -183,14 +201,14 @@ mod tests {
             }]);
         }
         assert_eq!(
-            choose_container(&p, None),
+            find_or_default_container_by_name(&p, None),
             Ok(choice(
                 "app",
                 &["Defaulted container \"app\" out of: app, setup (init)"]
             ))
         );
         assert_eq!(
-            choose_container(&p, Some("setup")),
+            find_or_default_container_by_name(&p, Some("setup")),
             Ok(choice("setup", &[]))
         );
     }
@@ -199,7 +217,9 @@ mod tests {
     fn no_containers() {
         let p = pod("default", "p", "Running", &[]);
         assert_eq!(
-            choose_container(&p, None).unwrap_err().to_string(),
+            find_or_default_container_by_name(&p, None)
+                .unwrap_err()
+                .to_string(),
             "pod default/p does not have any containers"
         );
     }
