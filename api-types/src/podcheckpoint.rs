@@ -35,6 +35,9 @@ pub const API_VERSION: &str = "checkpoint.kcr.dev/v1alpha1";
 pub const KIND: &str = "PodCheckpoint";
 /// Plural resource name.
 pub const PLURAL: &str = "podcheckpoints";
+/// Singular resource name (`kubectl create` prints
+/// `podcheckpoint.checkpoint.kcr.dev/NAME created`).
+pub const SINGULAR: &str = "podcheckpoint";
 /// Short name (`kubectl get pcp`).
 pub const SHORT_NAME: &str = "pcp";
 /// Name of the CRD object.
@@ -260,6 +263,12 @@ impl PodCheckpoint {
     }
 }
 
+/// `/apis/checkpoint.kcr.dev/v1alpha1/namespaces/{namespace}/podcheckpoints`;
+/// `namespace` must be a validated name.
+pub fn collection_path(namespace: &str) -> String {
+    format!("/apis/{API_VERSION}/namespaces/{namespace}/{PLURAL}")
+}
+
 /// The CustomResourceDefinition, generated from these types (what
 /// `deploy/crd/podcheckpoints.yaml` holds).
 pub fn crd() -> CustomResourceDefinition {
@@ -280,6 +289,11 @@ mod tests {
         assert_eq!(crd.spec.group, GROUP);
         assert_eq!(crd.spec.names.plural, PLURAL);
         assert_eq!(crd.spec.names.kind, KIND);
+        assert_eq!(crd.spec.names.singular.as_deref(), Some(SINGULAR));
+        assert_eq!(
+            collection_path("default"),
+            "/apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/podcheckpoints"
+        );
         assert_eq!(
             crd.spec.names.short_names.as_deref(),
             Some(&[SHORT_NAME.to_owned()][..])
