@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use api_types::podcheckpoint;
 use api_types::{CHECKPOINT_VERB, RESOURCE, SUBRESOURCE, SUBRESOURCES_GROUP};
 use k8s_openapi::api::authorization::v1::ResourceAttributes;
 
@@ -43,7 +44,9 @@ impl Access {
 
     /// Whether this is one of the rights to checkpoint (not to find the pod).
     pub fn is_checkpoint(&self) -> bool {
-        self.verb == CHECKPOINT_VERB || self.subresource == SUBRESOURCE
+        self.verb == CHECKPOINT_VERB
+            || self.subresource == SUBRESOURCE
+            || (self.group == podcheckpoint::GROUP && self.resource == podcheckpoint::PLURAL)
     }
 
     /// The attributes of a review of this right in `namespace`.
@@ -111,6 +114,29 @@ pub fn to_checkpoint(endpoint: Endpoint) -> Vec<Access> {
     }
 }
 
+/// The rights to checkpoint through a `PodCheckpoint`: create it, and to
+/// wait on it, list and watch it (kube's watcher lists, then watches, by
+/// `metadata.name`).
+pub fn to_create_object(wait: bool) -> Vec<Access> {
+    let verbs: &[&str] = if wait {
+        &["create", "list", "watch"]
+    } else {
+        &["create"]
+    };
+    verbs
+        .iter()
+        .map(|v| Access::new(v, podcheckpoint::GROUP, podcheckpoint::PLURAL, ""))
+        .collect()
+}
+
+/// The rights to wait on a `PodCheckpoint`.
+pub fn to_watch_object() -> Vec<Access> {
+    ["list", "watch"]
+        .iter()
+        .map(|v| Access::new(v, podcheckpoint::GROUP, podcheckpoint::PLURAL, ""))
+        .collect()
+}
+
 /// Which of `rights` the caller lacks in `namespace`: one review each, all at
 /// once.
 pub async fn missing(
@@ -164,6 +190,15 @@ mod tests {
                 .iter()
                 .any(Access::is_checkpoint)
         );
+        assert_eq!(
+            list(&to_create_object(true)),
+            "create podcheckpoints.checkpoint.kcr.dev, list podcheckpoints.checkpoint.kcr.dev, watch podcheckpoints.checkpoint.kcr.dev"
+        );
+        assert_eq!(
+            list(&to_create_object(false)),
+            "create podcheckpoints.checkpoint.kcr.dev"
+        );
+        assert!(to_create_object(true).iter().all(Access::is_checkpoint));
         let a = to_checkpoint(Endpoint::Extension)[0].attributes("prod");
         assert_eq!(a.namespace.as_deref(), Some("prod"));
         assert_eq!(a.group.as_deref(), Some("subresources.checkpoint.kcr.dev"));

@@ -1,7 +1,8 @@
 //! The remote calls of the command, behind narrow traits "for test stubbing"
 //! (as upstream `k8s.io/kubectl/pkg/cmd/exec` puts its `RemoteExecutor`
 //! behind an interface): [`PodClient`] for lookups and discovery,
-//! [`Checkpointer`] for the checkpoint itself, [`AccessReviewer`] for
+//! [`Checkpointer`] for the checkpoint itself, [`PodCheckpoints`] for the
+//! declarative `PodCheckpoint` objects, [`AccessReviewer`] for
 //! SelfSubjectAccessReviews. [`KubeClient`] implements them
 //! over kube-rs's [`kube::Client`], so authentication, TLS and impersonation
 //! come from the kubeconfig; `fake::FakeClient` beside it serves the unit tests.
@@ -10,7 +11,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use api_types::ContainerCheckpoint;
+use api_types::podcheckpoint::{self, PodCheckpoint};
 use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, future};
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Limited};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -207,6 +211,36 @@ pub trait Checkpointer {
     ) -> impl Future<Output = Result<ContainerCheckpoint>> + Send;
 }
 
+/// `PodCheckpoint` objects (`checkpoint.kcr.dev/v1alpha1`): what the
+/// declarative path does with them.
+pub trait PodCheckpoints {
+    /// `POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/podcheckpoints`
+    fn create_pod_checkpoint(
+        &self,
+        namespace: &str,
+        object: &PodCheckpoint,
+    ) -> impl Future<Output = Result<PodCheckpoint>> + Send;
+    /// The object named `name` as it changes: `Some` on every change (the
+    /// first is its state when the watch starts), `None` when it is deleted
+    /// (or gone). Errors come as items; the stream goes on after them
+    /// (after a backoff), so the caller decides which ones end the wait.
+    fn watch_pod_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> BoxStream<'static, Result<Option<PodCheckpoint>>>;
+    /// `DELETE .../podcheckpoints/{name}` with preconditions on the `uid`
+    /// and `resourceVersion` seen last: 409 Conflict if it changed since
+    /// (an agent may just have claimed it).
+    fn delete_pod_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
 #[derive(Deserialize)]
 #[serde(bound = "T: DeserializeOwned")]
 struct Items<T> {
@@ -225,7 +259,8 @@ struct NamedMeta {
     name: String,
 }
 
-/// [`PodClient`] and [`Checkpointer`] over a [`kube::Client`].
+/// [`PodClient`], [`Checkpointer`], [`PodCheckpoints`] and [`AccessReviewer`]
+/// over a [`kube::Client`].
 #[derive(Clone)]
 pub struct KubeClient {
     client: kube::Client,
@@ -501,6 +536,112 @@ impl Checkpointer for KubeClient {
     }
 }
 
+/// Longest `timeoutSeconds` of one watch request (kube-rs refuses 295 s or more).
+const MAX_WATCH_SECONDS: u64 = 290;
+
+impl PodCheckpoints for KubeClient {
+    async fn create_pod_checkpoint(
+        &self,
+        namespace: &str,
+        object: &PodCheckpoint,
+    ) -> Result<PodCheckpoint> {
+        let path = podcheckpoint::collection_path(namespace);
+        let body = serde_json::to_vec(object).map_err(|source| ClientError::Decode {
+            path: path.clone(),
+            source,
+        })?;
+        let answer = self
+            .call(Method::POST, &path, Some(body), self.request_timeout)
+            .await?;
+        decode(&path, &answer)
+    }
+
+    /// kube-rs's `watcher` (LIST, then WATCH from its resourceVersion,
+    /// resumed after the server ends it), narrowed by `metadata.name`, with
+    /// kube-rs's default backoff after errors. `--request-timeout` bounds
+    /// each watch request: it becomes the watch's `timeoutSeconds`.
+    fn watch_pod_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> BoxStream<'static, Result<Option<PodCheckpoint>>> {
+        use kube::runtime::{WatchStreamExt, watcher};
+
+        let api: kube::Api<PodCheckpoint> = kube::Api::namespaced(self.client.clone(), namespace);
+        let mut config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        if let Some(t) = self.request_timeout {
+            let seconds = t.as_secs().clamp(1, MAX_WATCH_SECONDS);
+            config = config.timeout(u32::try_from(seconds).unwrap_or(1));
+        }
+        let server = self.server.clone();
+        // As kube::runtime::watch_object: an object missing from a fresh
+        // list is gone.
+        watcher(api, config)
+            .default_backoff()
+            .scan(false, |seen, event| {
+                match &event {
+                    Ok(watcher::Event::Init) => *seen = false,
+                    Ok(watcher::Event::InitApply(_)) => *seen = true,
+                    _ => {}
+                }
+                future::ready(Some((*seen, event)))
+            })
+            .filter_map(move |(seen, event)| {
+                let item = match event {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        Some(Ok(Some(o)))
+                    }
+                    Ok(watcher::Event::Delete(_)) => Some(Ok(None)),
+                    Ok(watcher::Event::InitDone) if !seen => Some(Ok(None)),
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                    Err(e) => Some(Err(watch_error(e, &server))),
+                };
+                future::ready(item)
+            })
+            .boxed()
+    }
+
+    async fn delete_pod_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+    ) -> Result<()> {
+        let path = format!("{}/{name}", podcheckpoint::collection_path(namespace));
+        let options = serde_json::json!({
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "preconditions": {"uid": uid, "resourceVersion": resource_version},
+        });
+        let body = serde_json::to_vec(&options).map_err(|source| ClientError::Decode {
+            path: path.clone(),
+            source,
+        })?;
+        self.call(Method::DELETE, &path, Some(body), self.request_timeout)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A watcher's error in this module's terms.
+fn watch_error(e: kube::runtime::watcher::Error, server: &str) -> ClientError {
+    use kube::runtime::watcher::Error;
+    match e {
+        Error::InitialListFailed(e) | Error::WatchStartFailed(e) | Error::WatchFailed(e) => {
+            transport_error(&e, server)
+        }
+        Error::WatchError(status) => ClientError::Server(ServerError {
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        }),
+        other => ClientError::Unreachable {
+            message: other.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 pub mod fake {
     //! An in-memory [`PodClient`] + [`Checkpointer`] for unit tests.
@@ -529,8 +670,19 @@ pub mod fake {
         pub cannot: Vec<String>,
         /// `can_i` fails (the review itself is refused).
         pub reviews_fail: bool,
+        /// What the watch of a PodCheckpoint yields: each item after its
+        /// delay; then nothing more (the stream stays open).
+        pub watch_script: Vec<(
+            Duration,
+            std::result::Result<Option<PodCheckpoint>, ServerError>,
+        )>,
+        /// Answers of the PodCheckpoint deletes, in turn; then `Ok`.
+        pub delete_answers: Mutex<std::collections::VecDeque<std::result::Result<(), ServerError>>>,
         pub calls: Mutex<Vec<String>>,
     }
+
+    /// The suffix the fake server gives generated names.
+    pub const GENERATED_SUFFIX: &str = "x7k2p";
 
     fn not_found(what: &str, name: &str) -> ClientError {
         ClientError::Server(ServerError {
@@ -681,6 +833,62 @@ pub mod fake {
                 });
             }
             Ok(!self.cannot.contains(&what))
+        }
+    }
+
+    impl PodCheckpoints for FakeClient {
+        async fn create_pod_checkpoint(
+            &self,
+            namespace: &str,
+            object: &PodCheckpoint,
+        ) -> Result<PodCheckpoint> {
+            let body = serde_json::to_string(&object.spec).unwrap_or_default();
+            self.record(format!("create podcheckpoints {namespace} {body}"))?;
+            let mut created = object.clone();
+            let meta = &mut created.metadata;
+            meta.name = Some(format!(
+                "{}{GENERATED_SUFFIX}",
+                meta.generate_name.clone().unwrap_or_default()
+            ));
+            meta.namespace = Some(namespace.to_owned());
+            meta.uid = Some("0c4f5b1e-uid".into());
+            meta.resource_version = Some("1".into());
+            Ok(created)
+        }
+
+        fn watch_pod_checkpoint(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> BoxStream<'static, Result<Option<PodCheckpoint>>> {
+            let _ = self.record(format!("watch podcheckpoints {namespace}/{name}"));
+            let script = self.watch_script.clone();
+            futures::stream::iter(script)
+                .then(|(delay, item)| async move {
+                    tokio::time::sleep(delay).await;
+                    item.map_err(ClientError::Server)
+                })
+                .chain(futures::stream::pending())
+                .boxed()
+        }
+
+        async fn delete_pod_checkpoint(
+            &self,
+            namespace: &str,
+            name: &str,
+            uid: &str,
+            resource_version: &str,
+        ) -> Result<()> {
+            self.record(format!(
+                "delete podcheckpoints {namespace}/{name} uid={uid} rv={resource_version}"
+            ))?;
+            let answer = self
+                .delete_answers
+                .lock()
+                .ok()
+                .and_then(|mut a| a.pop_front())
+                .unwrap_or(Ok(()));
+            answer.map_err(ClientError::Server)
         }
     }
 

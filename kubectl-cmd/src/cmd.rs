@@ -7,21 +7,29 @@ use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgAction, CommandFactory, Parser};
 
 use crate::config::ConfigFlags;
+use crate::endpoint::ApiKind;
 use crate::error::Error;
 use crate::printer::OutputFormat;
 
 /// The usage line.
-pub const USAGE: &str = "kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]";
+pub const USAGE: &str =
+    "kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER | --all-containers] [flags]";
 
 /// One line description.
-pub const SHORT: &str = "Checkpoint a container in a pod.";
+pub const SHORT: &str = "Checkpoint the containers of a pod.";
 
 /// The long description (kubectl's `templates.LongDesc` layout).
-pub const LONG: &str = "Checkpoint a container in a pod.
+pub const LONG: &str = "Checkpoint the containers of a pod.
 
- The container keeps running. Its checkpoint archive is written on the node that runs the pod, readable by
-root only; kubectl checkpoint prints the node's name and address and the path of the archive. Requires the
-checkpoint extension (API group subresources.checkpoint.kcr.dev) and permission to create pods/checkpoint.";
+ The containers keep running. Their checkpoint archives are written on the node that runs the pod, readable
+by root only; kubectl checkpoint prints, for each container, the node, namespace, pod, container and
+archive.
+
+ When the cluster serves PodCheckpoints (API group checkpoint.kcr.dev), kubectl checkpoint creates one and
+waits until the checkpoint agent on the pod's node has written it; the archive is printed relative to the
+node's checkpoint directory (/var/lib/kubelet/checkpoints by default). Ctrl-C stops waiting, not the
+checkpoint. Otherwise it asks the checkpoint extension (pods/checkpoint in subresources.checkpoint.kcr.dev),
+which answers when the archive is written, with its path on the node; --api chooses one.";
 
 /// The examples (kubectl's `templates.Examples` layout).
 pub const EXAMPLES: &str = "  # Checkpoint the default container of pod mypod
@@ -30,10 +38,20 @@ pub const EXAMPLES: &str = "  # Checkpoint the default container of pod mypod
   # Checkpoint container ruby-container of pod mypod
   kubectl checkpoint mypod -c ruby-container
   
+  # Checkpoint every container of pod mypod
+  kubectl checkpoint mypod --all-containers
+  
   # Checkpoint the first running pod of deployment mydeployment, giving the runtime 2 minutes
   kubectl checkpoint deploy/mydeployment --timeout 2m
   
-  # Checkpoint a pod in namespace prod and print the ContainerCheckpoint object as YAML
+  # Start a checkpoint of pod mypod without waiting for it, then wait for it with kubectl
+  kubectl checkpoint mypod --wait=false
+  kubectl wait --for=condition=Ready podcheckpoint/mypod-x7k2p
+  
+  # Checkpoint through the synchronous pods/checkpoint subresource even where PodCheckpoints are served
+  kubectl checkpoint mypod --api=subresource
+  
+  # Checkpoint a pod in namespace prod and print the PodCheckpoint (or ContainerCheckpoint) object as YAML
   kubectl checkpoint mypod -n prod -o yaml";
 
 /// `kubectl checkpoint`'s flags.
@@ -53,10 +71,13 @@ pub struct CheckpointArgs {
     /// Container name. If omitted, use the kubectl.kubernetes.io/default-container annotation for selecting the container to be checkpointed or the first container in the pod will be chosen.
     #[arg(short = 'c', long, verbatim_doc_comment)]
     pub container: Option<String>,
-    /// Output format. One of: (json, yaml). Without it, print the node, namespace, pod, container and checkpoint archive.
+    /// Checkpoint every running container of the pod (needs the PodCheckpoint API).
+    #[arg(long, action = ArgAction::SetTrue, verbatim_doc_comment)]
+    pub all_containers: bool,
+    /// Output format. One of: (json, yaml). Without it, print the node, namespace, pod, container and checkpoint archive of each container.
     #[arg(short = 'o', long, value_enum, verbatim_doc_comment)]
     pub output: Option<OutputFormat>,
-    /// The length of time (like 30s, 2m, or a number of seconds) the container runtime may take to write the checkpoint; 0 uses the runtime's default. The command waits that long plus 10s for the answer.
+    /// The length of time (like 30s, 2m, or a number of seconds) the container runtime may take to write each container's checkpoint; 0 uses the node's default. The command waits that long plus 15s for each container (5m each for 0), plus --claim-timeout for a PodCheckpoint.
     #[arg(
         long,
         default_value = "0s",
@@ -64,6 +85,29 @@ pub struct CheckpointArgs {
         verbatim_doc_comment
     )]
     pub timeout: String,
+    /// The checkpoint API to use: object (create a PodCheckpoint and wait for it) or subresource (the synchronous pods/checkpoint). If unset, object when the cluster serves PodCheckpoints, else subresource.
+    #[arg(long, value_enum, verbatim_doc_comment)]
+    pub api: Option<ApiKind>,
+    /// Wait for the checkpoint to be written. If false, create the PodCheckpoint, print its name and exit (PodCheckpoint API only).
+    #[arg(
+        long,
+        default_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool,
+        action = ArgAction::Set,
+        verbatim_doc_comment
+    )]
+    pub wait: bool,
+    /// How long a checkpoint agent may take to claim the PodCheckpoint (like 30s or 2m). If none does, the command says so, naming the pod's node, and deletes the PodCheckpoint so that no agent acts on it later.
+    #[arg(
+        long,
+        default_value = "30s",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    pub claim_timeout: String,
     #[command(flatten)]
     pub config: ConfigFlags,
     /// help for checkpoint
@@ -101,6 +145,17 @@ where
     } else {
         Parsed::Run(Box::new(args))
     })
+}
+
+/// Go's `strconv.ParseBool`, as pflag reads `--wait=...`.
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        )),
+    }
 }
 
 /// `kubectl-checkpoint v0.1.0`
@@ -147,7 +202,15 @@ pub fn help_text() -> String {
 fn usage_error(e: clap::Error, last: &str) -> Error {
     let context = |kind| e.get(kind).map(|v| v.to_string()).unwrap_or_default();
     let arg = context(ContextKind::InvalidArg);
-    let mut flag = arg.split_whitespace().next().unwrap_or_default().to_owned();
+    // clap writes `--wait[=<WAIT>]` for a flag whose value is optional
+    let mut flag = arg
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .split('[')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     if e.kind() == ErrorKind::InvalidValue
         && last.len() == 2
         && last.starts_with('-')
@@ -176,7 +239,16 @@ fn usage_error(e: clap::Error, last: &str) -> Error {
             "unable to match a printer suitable for the output format {value:?}, allowed formats are: {}",
             OutputFormat::ALLOWED.replace(' ', "")
         ),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+        ErrorKind::ValueValidation => {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            format!(
+                "invalid argument {value:?} for {:?} flag{cause}",
+                pflag_name(&flag)
+            )
+        }
+        ErrorKind::InvalidValue => {
             format!(
                 "invalid argument {value:?} for {:?} flag",
                 pflag_name(&flag)
@@ -263,7 +335,31 @@ mod tests {
         );
         assert_eq!(a.config.request_timeout, "5s");
 
+        let a = args(&[
+            "mypod",
+            "--all-containers",
+            "--api",
+            "object",
+            "--wait=false",
+            "--claim-timeout=1m",
+        ]);
+        assert!(a.all_containers);
+        assert_eq!(a.api, Some(ApiKind::Object));
+        assert!(!a.wait);
+        assert_eq!(a.claim_timeout, "1m");
+        assert!(args(&["mypod", "--wait"]).wait);
+        assert!(args(&["mypod", "--wait=T"]).wait);
+        assert!(!args(&["mypod", "--wait=0"]).wait);
+        assert_eq!(
+            args(&["mypod", "--api=subresource"]).api,
+            Some(ApiKind::Subresource)
+        );
+        // pflag: a bool flag takes its value only after `=`
+        assert_eq!(args(&["mypod", "--wait", "false"]).args, ["mypod", "false"]);
+
         let a = args(&["mypod"]);
+        assert!(a.wait && !a.all_containers && a.api.is_none());
+        assert_eq!(a.claim_timeout, "30s");
         assert_eq!(a.timeout, "0s");
         assert_eq!(a.config.request_timeout, "0");
         assert_eq!(a.output, None);
@@ -289,12 +385,16 @@ mod tests {
         let help = help_text();
         assert!(
             help.contains(
-                "\nUsage:\n  kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]\n"
+                "\nUsage:\n  kubectl checkpoint (POD | TYPE/NAME) [-c CONTAINER | --all-containers] [flags]\n"
             )
         );
         assert!(help.contains("    -c, --container='':\n"));
         assert!(help.contains("    --as-group=[]:\n"));
         assert!(help.contains("    --timeout=0s:\n"));
+        assert!(help.contains("    --all-containers=false:\n"));
+        assert!(help.contains("    --api='':\n"));
+        assert!(help.contains("    --wait=true:\n"));
+        assert!(help.contains("    --claim-timeout=30s:\n"));
         insta::assert_snapshot!("help", help);
     }
 
@@ -319,6 +419,14 @@ mod tests {
         assert_eq!(
             usage(&["mypod", "-c"]),
             "error: flag needs an argument: 'c' in -c\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "--wait=maybe"]),
+            "error: invalid argument \"maybe\" for \"--wait\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            usage(&["mypod", "--api", "both"]),
+            "error: invalid argument \"both\" for \"--api\" flag\nSee 'kubectl checkpoint -h' for help and examples\n"
         );
         assert_eq!(
             usage(&["mypod", "-o", "wide"]),

@@ -23,6 +23,8 @@ const VALUE_FLAGS: &[&str] = &[
     "-o",
     "--output",
     "--timeout",
+    "--api",
+    "--claim-timeout",
     "-n",
     "--namespace",
     "--kubeconfig",
@@ -35,8 +37,11 @@ const VALUE_FLAGS: &[&str] = &[
 ];
 /// All flags, for completing `-`/`--`.
 const ALL_FLAGS: &[&str] = &[
+    "--all-containers",
+    "--api",
     "--as",
     "--as-group",
+    "--claim-timeout",
     "--cluster",
     "--container",
     "--context",
@@ -48,6 +53,7 @@ const ALL_FLAGS: &[&str] = &[
     "--timeout",
     "--user",
     "--version",
+    "--wait",
 ];
 
 /// What the word under the cursor is.
@@ -66,6 +72,10 @@ pub enum Want {
         prefix: String,
     },
     Output {
+        prefix: String,
+    },
+    /// The value of `--api`.
+    Api {
         prefix: String,
     },
     Context {
@@ -116,6 +126,7 @@ fn want_value(flag: &str, prefix: &str, positionals: &[String]) -> Want {
         },
         "-n" | "--namespace" => Want::Namespace { prefix },
         "-o" | "--output" => Want::Output { prefix },
+        "--api" => Want::Api { prefix },
         "--context" => Want::Context { prefix },
         "--cluster" => Want::Cluster { prefix },
         "--user" => Want::User { prefix },
@@ -219,6 +230,9 @@ pub fn complete_offline(line: &Line) -> Option<Completion> {
             Completion::of(ALL_FLAGS.iter().map(|f| (*f).to_owned()).collect(), &prefix)
         }
         Want::Output { prefix } => Completion::of(vec!["json".into(), "yaml".into()], &prefix),
+        Want::Api { prefix } => {
+            Completion::of(vec!["object".into(), "subresource".into()], &prefix)
+        }
         Want::Context { prefix } => Completion::of(
             names(|k| k.contexts.iter().map(|c| c.name.clone()).collect()),
             &prefix,
@@ -370,12 +384,53 @@ mod tests {
     #[test]
     fn offline_candidates_and_cobra_format() {
         let c = complete_offline(&line(&["p", "--c"])).unwrap();
-        assert_eq!(c.candidates, ["--cluster", "--container", "--context"]);
+        assert_eq!(
+            c.candidates,
+            ["--claim-timeout", "--cluster", "--container", "--context"]
+        );
         let c = complete_offline(&line(&["p", "-o", ""])).unwrap();
         let mut out = Vec::new();
         c.write(&mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "json\nyaml\n:4\n");
         assert!(complete_offline(&line(&[""])).is_none());
+        let c = complete_offline(&line(&["p", "--api", ""])).unwrap();
+        assert_eq!(c.candidates, ["object", "subresource"]);
+        let c = complete_offline(&line(&["p", "--api=s"])).unwrap();
+        assert_eq!(c.candidates, ["subresource"]);
+        let c = complete_offline(&line(&["p", "--a"])).unwrap();
+        assert_eq!(
+            c.candidates,
+            ["--all-containers", "--api", "--as", "--as-group"]
+        );
+        // --claim-timeout takes a value: what follows is not the pod
+        assert_eq!(
+            line(&["--claim-timeout", "1m", "co"]).want,
+            Some(Want::ResourceName {
+                prefix: "co".into()
+            })
+        );
+    }
+
+    #[test]
+    fn every_flag_is_offered_and_value_flags_known() {
+        use clap::CommandFactory;
+        let cmd = crate::cmd::CheckpointArgs::command();
+        let mut longs: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        longs.sort();
+        assert_eq!(longs, ALL_FLAGS);
+        for arg in cmd.get_arguments().filter(|a| !a.is_positional()) {
+            let long = format!("--{}", arg.get_long().unwrap_or_default());
+            // a flag whose value may follow it after a space (pflag's bools need `=`)
+            let separate_value = arg.get_action().takes_values() && !arg.is_require_equals_set();
+            assert_eq!(
+                VALUE_FLAGS.contains(&long.as_str()),
+                separate_value,
+                "{long}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use crate::access::{Access, CREATOR_ROLE, list};
 use crate::client::ClientError;
 use crate::config::ConfigError;
 use crate::endpoint::EndpointError;
+use crate::podcheckpoint::ObjectError;
 use crate::podcmd::ContainerError;
 use crate::polymorphichelpers::PodForObjectError;
 use crate::printer::PrintError;
@@ -43,6 +44,9 @@ pub enum Error {
     Checkpoint(Box<CheckpointFailure>),
     #[error(transparent)]
     Forbidden(Box<Forbidden>),
+    /// The declarative path (a `PodCheckpoint`) failed or was interrupted.
+    #[error(transparent)]
+    Object(Box<ObjectError>),
     #[error(transparent)]
     Print(#[from] PrintError),
 }
@@ -84,11 +88,21 @@ pub struct Forbidden {
     pub missing: Option<Vec<Access>>,
     /// Every right the command needs here.
     pub needed: Vec<Access>,
+    /// A last line (what was done before the server forbade the rest).
+    pub note: Option<String>,
 }
 
 impl Forbidden {
-    /// The server's message, then which rights are missing and who can grant them.
+    /// The server's message, then which rights are missing and who can
+    /// grant them, then the note.
     fn render(&self) -> String {
+        match &self.note {
+            Some(note) => format!("{}\n{note}", self.render_rights()),
+            None => self.render_rights(),
+        }
+    }
+
+    fn render_rights(&self) -> String {
         let first = if self.checkpointing {
             render_checkpoint_error(&self.source)
         } else {
@@ -165,9 +179,13 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Error {
-    /// kubectl exits 1 on every error.
+    /// kubectl exits 1 on every error; an interrupted wait exits 130, as a
+    /// shell reports SIGINT.
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Error::Object(e) => e.exit_code(),
+            _ => 1,
+        }
     }
 
     /// The text for stderr, ending in a newline.
@@ -178,6 +196,7 @@ impl Error {
                 render_client_error(source)
             }
             Error::Forbidden(f) => f.render(),
+            Error::Object(e) => e.render(),
             Error::Endpoint(EndpointError::Discovery(source)) => render_client_error(source),
             Error::Checkpoint(f) => match &f.source {
                 ClientError::TimedOut(_) => format!(

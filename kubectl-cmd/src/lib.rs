@@ -3,10 +3,13 @@
 //! Modelled on upstream `k8s.io/kubectl/pkg/cmd/exec`: [`cmd`] is the
 //! command definition (`NewCmdCheckpoint`), [`options::CheckpointOptions`]
 //! has `complete()` / `validate()` / `run()`, the remote calls sit behind the
-//! [`client::PodClient`], [`client::Checkpointer`] and
-//! [`client::AccessReviewer`] traits, and the [`printer`]s take plain data
-//! and an `impl Write`. The argument is read as cli-runtime's resource
-//! builder reads it ([`resource`]), the pod found as
+//! [`client::PodClient`], [`client::Checkpointer`],
+//! [`client::PodCheckpoints`] and [`client::AccessReviewer`] traits, and the
+//! [`printer`]s take plain data and an `impl Write`. [`endpoint`] chooses
+//! the API from discovery: a `PodCheckpoint` waited on ([`podcheckpoint`])
+//! when the cluster serves them, else the synchronous `pods/checkpoint`.
+//! The argument is read as cli-runtime's resource builder reads it
+//! ([`resource`]), the pod found as
 //! [`polymorphichelpers`] finds it (ordered by [`podutils`]), the container
 //! chosen as [`podcmd`] chooses it; [`access`] names the rights a user lacks.
 //!
@@ -21,6 +24,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod options;
+pub mod podcheckpoint;
 pub mod podcmd;
 pub mod podutils;
 pub mod polymorphichelpers;
@@ -56,7 +60,26 @@ where
     let options = CheckpointOptions::complete(&args, &loaded.namespace)?;
     options.validate()?;
     let client = KubeClient::new(loaded.config, options.request_timeout).map_err(Error::Client)?;
-    options.run(&client, out, notices).await
+    options.run(&client, out, notices, interrupted).await
+}
+
+/// SIGINT from now on: registered when called (just before a PodCheckpoint
+/// is created), so that until then Ctrl-C ends the command as usual; the
+/// future completes on the first SIGINT after.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let registered = signal(SignalKind::interrupt());
+    async move {
+        match registered {
+            Ok(mut sigint) => {
+                sigint.recv().await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot catch SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 fn write_all(out: &mut impl Write, text: &str) -> Result<()> {

@@ -4,23 +4,26 @@
 //! cluster through the [`PodClient`] / [`Checkpointer`] / [`AccessReviewer`]
 //! traits.
 
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use api_types::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
+use api_types::podcheckpoint::PodCheckpoint;
 use api_types::timeouts::{DEFAULT_CLIENT_WAIT, DEFAULT_RUNTIME_REQUEST_TIMEOUT, Deadlines};
 use api_types::validation::{validate_container_name, validate_namespace, validate_pod_name};
 use api_types::{ContainerCheckpoint, MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::access::{self, Access};
-use crate::client::{AccessReviewer, Checkpointer, ClientError, PodClient};
+use crate::client::{AccessReviewer, Checkpointer, ClientError, PodCheckpoints, PodClient};
 use crate::cmd::CheckpointArgs;
-use crate::endpoint::{Endpoint, select_endpoint};
+use crate::endpoint::{ApiKind, Endpoint, Selected, select_api};
 use crate::error::{CheckpointFailure, Error, Forbidden, Result, what};
+use crate::podcheckpoint::{self, ObjectError, Outcome, WaitLimits, object_ref};
 use crate::podcmd::find_or_default_container_by_name;
 use crate::polymorphichelpers::{PodForObjectError, attachable_pod_for_object};
-use crate::printer::{OutputFormat, Summary, print_object, print_summary};
+use crate::printer::{OutputFormat, Summary, print_object, print_summaries, print_summary};
 use crate::resource::{ResourceKind, ResourceTuple};
 use crate::spinner::Spinner;
 
@@ -30,13 +33,21 @@ pub struct CheckpointOptions {
     pub namespace: String,
     /// `POD | TYPE/NAME` (upstream's `ResourceName`).
     pub resource: ResourceTuple,
-    /// `-c`; `None` picks the default container.
+    /// `-c`; `None` picks the default container (or all, with `--all-containers`).
     pub container: Option<String>,
+    /// `--all-containers`.
+    pub all_containers: bool,
     /// `--timeout` in whole seconds (rounded up); 0 = the runtime's default.
     pub timeout_seconds: u64,
     /// `--request-timeout` (None = no timeout).
     pub request_timeout: Option<Duration>,
     pub output: Option<OutputFormat>,
+    /// `--api`; `None` chooses from discovery.
+    pub api: Option<ApiKind>,
+    /// `--wait`.
+    pub wait: bool,
+    /// `--claim-timeout`.
+    pub claim_timeout: Duration,
     /// Draw a spinner on stderr (only when it is a terminal).
     pub spinner: bool,
 }
@@ -47,7 +58,7 @@ pub fn resource_name_arg(args: &CheckpointArgs) -> Result<&str> {
     match args.args.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::Usage(
-            "expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command"
+            "expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER | --all-containers] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command"
                 .into(),
         )),
         more => Err(Error::Usage(format!(
@@ -61,10 +72,17 @@ pub fn resource_name_arg(args: &CheckpointArgs) -> Result<&str> {
 /// The pod to checkpoint and its container, as far as the user may read them.
 struct Chosen {
     pod: String,
-    /// `None`: the server chooses (the pod could not be read and `-c` is unset).
+    /// `None`: every container (`--all-containers`), or, on the
+    /// subresource path, the server chooses (the pod could not be read).
     container: Option<String>,
-    /// The pod could not be read.
-    unread: bool,
+    /// The pod as read; `None` when it could not be.
+    object: Option<Pod>,
+}
+
+impl Chosen {
+    fn unread(&self) -> bool {
+        self.object.is_none()
+    }
 }
 
 impl CheckpointOptions {
@@ -73,29 +91,43 @@ impl CheckpointOptions {
     pub fn complete(args: &CheckpointArgs, namespace: &str) -> Result<Self> {
         let resource = ResourceTuple::parse(resource_name_arg(args)?)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        let timeout = parse_seconds_or_duration(&args.timeout).map_err(|e| {
-            Error::Usage(format!(
-                "invalid argument {:?} for \"--timeout\" flag: {e}",
-                args.timeout
-            ))
-        })?;
+        let duration = |flag: &str, value: &str| {
+            parse_seconds_or_duration(value).map_err(|e| {
+                Error::Usage(format!(
+                    "invalid argument {value:?} for \"--{flag}\" flag: {e}"
+                ))
+            })
+        };
+        let timeout = duration("timeout", &args.timeout)?;
+        let claim_timeout = duration("claim-timeout", &args.claim_timeout)?;
         Ok(Self {
             namespace: namespace.to_owned(),
             resource,
             container: args.container.clone().filter(|c| !c.is_empty()),
+            all_containers: args.all_containers,
             timeout_seconds: whole_seconds_ceil(timeout),
             request_timeout: args.config.request_timeout()?,
             output: args.output,
+            api: args.api,
+            wait: args.wait,
+            claim_timeout,
             spinner: crate::spinner::stderr_is_terminal(),
         })
     }
 
-    /// Check names and bounds before anything is sent.
+    /// Check names, bounds and flags that exclude each other before
+    /// anything is sent.
     pub fn validate(&self) -> Result<()> {
         validate_namespace(&self.namespace)?;
         validate_pod_name(&self.resource.name)?;
         if let Some(c) = &self.container {
             validate_container_name(c)?;
+            if self.all_containers {
+                // kubectl logs' words
+                return Err(Error::Usage(format!(
+                    "--all-containers=true should not be specified with container name {c}"
+                )));
+            }
         }
         let max = MAX_TIMEOUT_SECONDS.unsigned_abs();
         if self.timeout_seconds > max {
@@ -105,18 +137,49 @@ impl CheckpointOptions {
                 format_go_duration(Duration::from_secs(self.timeout_seconds))
             )));
         }
+        if self.claim_timeout.is_zero() {
+            return Err(Error::Usage(
+                "--claim-timeout must be greater than 0".into(),
+            ));
+        }
+        if self.api == Some(ApiKind::Subresource) {
+            self.validate_subresource()?;
+        }
         Ok(())
     }
 
-    /// How long the client waits for the checkpoint's answer:
+    /// What the synchronous subresource cannot do: it checkpoints one
+    /// container and answers when it is written.
+    fn validate_subresource(&self) -> Result<()> {
+        if self.all_containers {
+            return Err(Error::Usage(
+                "--all-containers needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource checkpoints one container; name it with -c".into(),
+            ));
+        }
+        if !self.wait {
+            return Err(Error::Usage(
+                "--wait=false needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource answers only once the archive is written".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long the client waits for the subresource's answer:
     /// `--request-timeout` when set, else the client deadline of `--timeout`
     /// ([`Deadlines::client`]: outside the extension's and the node's), else
     /// [`DEFAULT_CLIENT_WAIT`].
     pub fn wait(&self) -> Duration {
-        match (self.request_timeout, self.timeout_seconds) {
-            (Some(d), _) => d,
-            (None, 0) => DEFAULT_CLIENT_WAIT,
-            (None, s) => Deadlines::new(
+        match self.request_timeout {
+            Some(d) => d,
+            None => self.per_container(),
+        }
+    }
+
+    /// The client deadline of one container's checkpoint.
+    pub fn per_container(&self) -> Duration {
+        match self.timeout_seconds {
+            0 => DEFAULT_CLIENT_WAIT,
+            s => Deadlines::new(
                 i64::try_from(s).unwrap_or(MAX_TIMEOUT_SECONDS),
                 DEFAULT_RUNTIME_REQUEST_TIMEOUT,
             )
@@ -134,19 +197,48 @@ impl CheckpointOptions {
     /// Resolve the pod and container, checkpoint it, print the result.
     /// Notices go to `notices` (stderr), the result to `out` (stdout).
     ///
-    /// The happy path is discovery, one read to find the pod, the POST. A
-    /// user who may checkpoint but not read pods still can: the POST then
-    /// goes without a container and the server defaults it. Whatever the
-    /// server forbids, SelfSubjectAccessReviews (sent together, only then)
-    /// find which rights the user lacks.
-    pub async fn run(
+    /// Discovery chooses the API (`--api` forces one): a `PodCheckpoint`
+    /// when the cluster serves them, else the `pods/checkpoint`
+    /// subresource. The happy path is discovery, one read to find the pod,
+    /// then the POST (subresource) or the create and a watch (object). A
+    /// user who may checkpoint but not read pods still can: the subresource
+    /// then defaults the container on the server; a `PodCheckpoint` needs
+    /// `-c` or `--all-containers`. Whatever the server forbids,
+    /// SelfSubjectAccessReviews (sent together, only then) find which
+    /// rights the user lacks.
+    ///
+    /// `interrupt` is called once, just before a `PodCheckpoint` is
+    /// created; the future it returns ends the wait (SIGINT), not the
+    /// checkpoint.
+    pub async fn run<F>(
+        &self,
+        client: &(impl PodClient + Checkpointer + PodCheckpoints + AccessReviewer),
+        out: &mut impl Write,
+        notices: &mut impl Write,
+        interrupt: impl FnOnce() -> F,
+    ) -> Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        match select_api(client, self.api).await? {
+            Selected::Object => self.run_object(client, out, notices, interrupt).await,
+            Selected::Subresource(endpoint) => {
+                self.validate_subresource()?;
+                self.run_subresource(client, endpoint, out, notices).await
+            }
+        }
+    }
+
+    /// The synchronous `pods/checkpoint`.
+    async fn run_subresource(
         &self,
         client: &(impl PodClient + Checkpointer + AccessReviewer),
+        endpoint: Endpoint,
         out: &mut impl Write,
         notices: &mut impl Write,
     ) -> Result<()> {
-        let endpoint = select_endpoint(client).await?;
-        let chosen = self.choose(client, endpoint, notices).await?;
+        let selected = Selected::Subresource(endpoint);
+        let chosen = self.choose(client, selected, notices).await?;
         let query = self.request_options(chosen.container.as_deref()).to_query();
         let path = endpoint.path(&self.namespace, &chosen.pod);
         let path = if query.is_empty() {
@@ -170,7 +262,9 @@ impl CheckpointOptions {
             Ok(c) => c,
             Err(source) if source.is_forbidden() => {
                 let needed = access::to_checkpoint(endpoint);
-                return Err(self.forbidden(client, source, true, needed, None).await);
+                return Err(self
+                    .forbidden(client, source, true, needed, None, None)
+                    .await);
             }
             Err(source) => {
                 return Err(Error::Checkpoint(Box::new(CheckpointFailure {
@@ -182,7 +276,7 @@ impl CheckpointOptions {
                 })));
             }
         };
-        if chosen.unread && chosen.container.is_none() {
+        if chosen.unread() && chosen.container.is_none() {
             // A failed notice must not fail the command.
             let _ = writeln!(
                 notices,
@@ -193,13 +287,198 @@ impl CheckpointOptions {
         self.print(&checkpoint, out)
     }
 
+    /// The declarative path: create a `PodCheckpoint`, wait until it is
+    /// written, print each container's five lines (or the object).
+    async fn run_object<F>(
+        &self,
+        client: &(impl PodClient + PodCheckpoints + AccessReviewer),
+        out: &mut impl Write,
+        notices: &mut impl Write,
+        interrupt: impl FnOnce() -> F,
+    ) -> Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        let chosen = self.choose(client, Selected::Object, notices).await?;
+        let object = podcheckpoint::new_object(
+            &self.namespace,
+            &chosen.pod,
+            chosen.object.as_ref().and_then(|p| p.metadata.uid.clone()),
+            chosen.container.iter().cloned().collect(),
+            self.timeout_seconds,
+        );
+        let interrupt = interrupt();
+        let mut interrupt = std::pin::pin!(interrupt);
+        let created = tokio::select! {
+            biased;
+            () = &mut interrupt => {
+                return Err(self.object_error(ObjectError::Interrupted {
+                    name: None,
+                    namespace: self.namespace.clone(),
+                    pod: chosen.pod,
+                }));
+            }
+            r = client.create_pod_checkpoint(&self.namespace, &object) => r,
+        };
+        let created = match created {
+            Ok(c) => c,
+            Err(source) if source.is_forbidden() => {
+                let needed = access::to_create_object(self.wait);
+                return Err(self
+                    .forbidden(client, source, false, needed, None, None)
+                    .await);
+            }
+            Err(source) => {
+                return Err(self.object_error(ObjectError::Create {
+                    namespace: self.namespace.clone(),
+                    pod: chosen.pod,
+                    source,
+                }));
+            }
+        };
+        let name = created.metadata.name.clone().unwrap_or_default();
+        tracing::info!(
+            namespace = %self.namespace,
+            pod = %chosen.pod,
+            containers = ?object.spec.containers,
+            podcheckpoint = %name,
+            "created a PodCheckpoint"
+        );
+        if !self.wait {
+            return match self.output {
+                Some(format) => Ok(print_object(&created, format, out)?),
+                None => writeln!(
+                    out,
+                    "{}.{}/{name} created",
+                    api_types::podcheckpoint::SINGULAR,
+                    api_types::podcheckpoint::GROUP
+                )
+                .map_err(|e| Error::Print(e.into())),
+            };
+        }
+
+        let containers = if chosen.container.is_some() {
+            Some(1)
+        } else {
+            chosen
+                .object
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .map(|s| s.containers.len())
+        };
+        let limits = WaitLimits {
+            claim: self.claim_timeout,
+            per_container: self.per_container(),
+            containers,
+        };
+        let what = what(chosen.container.as_deref(), &self.namespace, &chosen.pod);
+        let spinner = Spinner::start(
+            format!(
+                "Checkpointing {what} ({}: {})",
+                object_ref(&name),
+                podcheckpoint::describe_state(&created)
+            ),
+            self.spinner,
+        );
+        let outcome = podcheckpoint::wait(client, created, limits, interrupt.as_mut(), |pc| {
+            spinner.set_message(format!(
+                "Checkpointing {what} ({}: {})",
+                object_ref(&name),
+                podcheckpoint::describe_state(pc)
+            ));
+        })
+        .await;
+        spinner.finish();
+        let namespace = self.namespace.clone();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(source) if source.is_forbidden() => {
+                let note = format!(
+                    "{} was created and goes on: kubectl get {} -n {namespace}",
+                    object_ref(&name),
+                    object_ref(&name)
+                );
+                return Err(self
+                    .forbidden(
+                        client,
+                        source,
+                        false,
+                        access::to_watch_object(),
+                        None,
+                        Some(note),
+                    )
+                    .await);
+            }
+            Err(source) => {
+                return Err(self.object_error(ObjectError::Watch {
+                    name,
+                    namespace,
+                    source,
+                }));
+            }
+        };
+        let finished = match outcome {
+            Outcome::Finished(pc) => pc,
+            Outcome::Unclaimed { deletion, .. } => {
+                return Err(self.object_error(ObjectError::Unclaimed {
+                    name,
+                    namespace,
+                    waited: self.claim_timeout,
+                    node: podcheckpoint::node_of(chosen.object.as_ref()),
+                    deletion,
+                }));
+            }
+            Outcome::TimedOut { last, waited } => {
+                return Err(self.object_error(ObjectError::TimedOut {
+                    name,
+                    namespace,
+                    waited,
+                    state: podcheckpoint::describe_state(&last),
+                }));
+            }
+            Outcome::Deleted => {
+                return Err(self.object_error(ObjectError::Deleted { name, namespace }));
+            }
+            Outcome::Interrupted(_) => {
+                return Err(self.object_error(ObjectError::Interrupted {
+                    name: Some(name),
+                    namespace,
+                    pod: chosen.pod,
+                }));
+            }
+        };
+        let (reason, message) = finished
+            .ready_condition()
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default();
+        tracing::info!(
+            namespace = %self.namespace,
+            podcheckpoint = %name,
+            reason = %reason,
+            "the PodCheckpoint finished"
+        );
+        if !finished.is_ready() {
+            return Err(self.object_error(ObjectError::Failed {
+                name,
+                reason,
+                message,
+            }));
+        }
+        self.print_pod_checkpoint(&finished, out)
+    }
+
+    fn object_error(&self, e: ObjectError) -> Error {
+        Error::Object(Box::new(e))
+    }
+
     /// The pod (`attachablePodForObject`) and its container
     /// (`FindOrDefaultContainerByName`, with its notices). A pod the user may
-    /// not read is left to the server.
+    /// not read is left to the server (subresource), or needs `-c` or
+    /// `--all-containers` (object).
     async fn choose(
         &self,
         client: &(impl PodClient + AccessReviewer),
-        endpoint: Endpoint,
+        selected: Selected,
         notices: &mut impl Write,
     ) -> Result<Chosen> {
         let pod = match attachable_pod_for_object(client, &self.namespace, &self.resource, notices)
@@ -210,34 +489,56 @@ impl CheckpointOptions {
                 verb, kind, source, ..
             }) if source.is_forbidden() => {
                 if self.resource.kind == ResourceKind::Pod {
-                    tracing::info!(namespace = %self.namespace, pod = %self.resource.name, "cannot read the pod: the server chooses the container");
+                    if selected == Selected::Object
+                        && self.container.is_none()
+                        && !self.all_containers
+                    {
+                        return Err(self.object_error(ObjectError::NeedsContainer {
+                            namespace: self.namespace.clone(),
+                            pod: self.resource.name.clone(),
+                        }));
+                    }
+                    tracing::info!(namespace = %self.namespace, pod = %self.resource.name, "cannot read the pod: going on without it");
                     return Ok(Chosen {
                         pod: self.resource.name.clone(),
                         container: self.container.clone(),
-                        unread: true,
+                        object: None,
                     });
                 }
                 // Without the pod's name nothing can be checkpointed.
                 let mut needed = access::to_find_pod(self.resource.kind);
-                needed.extend(access::to_checkpoint(endpoint));
+                needed.extend(self.to_checkpoint(selected));
                 let denied = Access::read(verb, kind);
                 return Err(self
-                    .forbidden(client, source, false, needed, Some(denied))
+                    .forbidden(client, source, false, needed, Some(denied), None)
                     .await);
             }
             Err(e) => return Err(e.into()),
         };
         let name = running_pod_name(&pod, &self.resource.name)?;
-        let choice = find_or_default_container_by_name(&pod, self.container.as_deref())?;
-        for notice in &choice.notices {
-            // A failed notice must not fail the command.
-            let _ = writeln!(notices, "{notice}");
-        }
+        let container = if self.all_containers {
+            None
+        } else {
+            let choice = find_or_default_container_by_name(&pod, self.container.as_deref())?;
+            for notice in &choice.notices {
+                // A failed notice must not fail the command.
+                let _ = writeln!(notices, "{notice}");
+            }
+            Some(choice.name)
+        };
         Ok(Chosen {
             pod: name,
-            container: Some(choice.name),
-            unread: false,
+            container,
+            object: Some(pod),
         })
+    }
+
+    /// The rights to checkpoint through `selected`.
+    fn to_checkpoint(&self, selected: Selected) -> Vec<Access> {
+        match selected {
+            Selected::Object => access::to_create_object(self.wait),
+            Selected::Subresource(endpoint) => access::to_checkpoint(endpoint),
+        }
     }
 
     /// The error for a 403: which of the `needed` rights the user lacks
@@ -249,6 +550,7 @@ impl CheckpointOptions {
         checkpointing: bool,
         needed: Vec<Access>,
         denied: Option<Access>,
+        note: Option<String>,
     ) -> Error {
         let to_review: Vec<Access> = needed
             .iter()
@@ -275,6 +577,7 @@ impl CheckpointOptions {
             resource: self.resource.clone(),
             missing,
             needed,
+            note,
         }))
     }
 
@@ -283,6 +586,14 @@ impl CheckpointOptions {
             None => print_summary(&Summary::from_checkpoint(checkpoint, &self.namespace), out)
                 .map_err(|e| Error::Print(e.into())),
             Some(format) => Ok(print_object(checkpoint, format, out)?),
+        }
+    }
+
+    fn print_pod_checkpoint(&self, pc: &PodCheckpoint, out: &mut impl Write) -> Result<()> {
+        match self.output {
+            None => print_summaries(&Summary::from_pod_checkpoint(pc, &self.namespace), out)
+                .map_err(|e| Error::Print(e.into())),
+            Some(format) => Ok(print_object(pc, format, out)?),
         }
     }
 }
@@ -388,7 +699,7 @@ mod tests {
         assert_eq!(
             err(&[]),
             format!(
-                "error: expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command\n{hint}\n"
+                "error: expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER | --all-containers] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command\n{hint}\n"
             )
         );
         assert_eq!(
@@ -472,7 +783,9 @@ mod tests {
         let mut o = complete(line).unwrap();
         o.spinner = false;
         let (mut out, mut notices) = (Vec::new(), Vec::new());
-        let r = o.run(c, &mut out, &mut notices).await;
+        let r = o
+            .run(c, &mut out, &mut notices, std::future::pending::<()>)
+            .await;
         (
             r,
             String::from_utf8(out).unwrap(),
@@ -659,6 +972,309 @@ mod tests {
             r.unwrap_err().render(),
             "Error from server (Forbidden): list pods default app=multi is forbidden\n\
              You lack list pods, checkpoint pods in namespace default: ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
+        );
+    }
+
+    // The declarative path.
+
+    use crate::client::fake::GENERATED_SUFFIX;
+    use crate::podcheckpoint::tests::{completed, failed, in_progress};
+
+    /// [`cluster`] serving PodCheckpoints; the watch shows `script`.
+    fn object_cluster(
+        script: Vec<(
+            Duration,
+            std::result::Result<Option<PodCheckpoint>, ServerError>,
+        )>,
+    ) -> FakeClient {
+        let mut c = cluster();
+        c.groups.groups.push(crate::endpoint::tests::object_group());
+        c.resources.insert(
+            api_types::podcheckpoint::API_VERSION.into(),
+            crate::endpoint::tests::object_resources(),
+        );
+        c.pods
+            .push(pod("default", "trio", "Running", &["a", "b", "c"]));
+        c.watch_script = script;
+        c
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_creates_waits_and_prints_five_lines() {
+        let c = object_cluster(vec![
+            (secs(1), Ok(Some(in_progress(2)))),
+            (secs(2), Ok(Some(completed(3, &["app"])))),
+        ]);
+        let (r, out, notices) = run(&c, &["counter", "--timeout", "30s"]).await;
+        r.unwrap();
+        assert_eq!(notices, "");
+        assert_eq!(
+            out,
+            "Node:                  node-1\n\
+             Namespace:             default\n\
+             Pod:                   counter\n\
+             Container:             app\n\
+             Checkpoint Archive:    checkpoint-counter_default-app-2026-11-30T07:00:00Z.tar\n"
+        );
+        assert_eq!(
+            c.calls(),
+            [
+                "get /apis",
+                "get /apis/checkpoint.kcr.dev/v1alpha1",
+                "get pod default/counter",
+                r#"create podcheckpoints default {"sourcePodName":"counter","sourcePodUID":"uid-counter","containers":["app"],"timeoutSeconds":30}"#,
+                "watch podcheckpoints default/counter-x7k2p",
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_all_containers_and_the_default_container() {
+        let c = object_cluster(vec![(secs(1), Ok(Some(completed(3, &["a", "b", "c"]))))]);
+        let (r, out, _) = run(&c, &["trio", "--all-containers"]).await;
+        r.unwrap();
+        assert_eq!(out.split("\n\n").count(), 3, "{out}");
+        assert!(
+            c.calls().iter().any(|l| l
+                == r#"create podcheckpoints default {"sourcePodName":"trio","sourcePodUID":"uid-trio"}"#),
+            "{:?}",
+            c.calls()
+        );
+        // the default container, with kubectl's notice
+        let (r, _, notices) = run(&c, &["multi"]).await;
+        r.unwrap();
+        assert_eq!(notices, "Defaulted container \"a\" out of: a, b\n");
+        assert!(c.calls().iter().any(|l| {
+            l.contains(r#""sourcePodName":"multi","sourcePodUID":"uid-multi","containers":["a"]"#)
+        }));
+        // -c and --all-containers exclude each other
+        assert_eq!(
+            complete(&["trio", "-c", "a", "--all-containers"])
+                .unwrap_err()
+                .render(),
+            "error: --all-containers=true should not be specified with container name a\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_outputs() {
+        let c = object_cluster(vec![(secs(1), Ok(Some(completed(3, &["app"]))))]);
+        let (r, out, _) = run(&c, &["counter", "-o", "json"]).await;
+        r.unwrap();
+        let printed: PodCheckpoint = serde_json::from_str(&out).unwrap();
+        assert_eq!(printed, completed(3, &["app"]));
+        assert!(
+            out.starts_with("{\n    \"apiVersion\": \"checkpoint.kcr.dev/v1alpha1\",\n"),
+            "{out}"
+        );
+
+        let (r, out, _) = run(&c, &["counter", "--wait=false"]).await;
+        r.unwrap();
+        assert_eq!(
+            out,
+            format!("podcheckpoint.checkpoint.kcr.dev/counter-{GENERATED_SUFFIX} created\n")
+        );
+        assert!(!c.calls().last().unwrap().starts_with("watch"));
+        let (r, out, _) = run(&c, &["counter", "--wait=false", "-o", "yaml"]).await;
+        r.unwrap();
+        let printed: PodCheckpoint = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(printed.metadata.name.as_deref(), Some("counter-x7k2p"));
+        assert!(printed.status.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_failures() {
+        let c = object_cluster(vec![(
+            secs(1),
+            Ok(Some(failed(
+                2,
+                "CheckpointFailed",
+                "container app: CRIU failed: dump: Operation not permitted",
+            ))),
+        )]);
+        let (r, out, _) = run(&c, &["counter"]).await;
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.render(), e.exit_code(), out.as_str()),
+            (
+                "error: container app: CRIU failed: dump: Operation not permitted\n".into(),
+                1,
+                ""
+            )
+        );
+        let c = object_cluster(vec![(
+            secs(1),
+            Ok(Some(failed(
+                2,
+                "SourcePodReplaced",
+                "pod default/counter is now uid-2, not uid-counter",
+            ))),
+        )]);
+        assert_eq!(
+            run(&c, &["counter"]).await.0.unwrap_err().render(),
+            "error: pod default/counter is now uid-2, not uid-counter\n"
+        );
+
+        // no agent: the node is named, the object deleted
+        let c = object_cluster(vec![]);
+        let (r, _, _) = run(&c, &["counter", "--claim-timeout", "5s"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: no checkpoint agent claimed podcheckpoint/counter-x7k2p within 5s: is checkpoint-shim's controller running on node node-1?\n\
+             Deleted podcheckpoint/counter-x7k2p, so that an agent that starts later does not checkpoint the pod unasked.\n"
+        );
+        assert_eq!(
+            c.calls().last().map(String::as_str),
+            Some("delete podcheckpoints default/counter-x7k2p uid=0c4f5b1e-uid rv=1")
+        );
+
+        // claimed, but too slow: 30 s claim + 30 s + 15 s
+        let c = object_cluster(vec![(secs(1), Ok(Some(in_progress(2))))]);
+        let (r, _, _) = run(&c, &["counter", "--timeout", "30"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: podcheckpoint/counter-x7k2p did not finish within 1m15s (CheckpointInProgress on node node-1)\n\
+             It goes on without this command; follow it with: kubectl wait --for=condition=Ready podcheckpoint/counter-x7k2p -n default\n"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_interrupted() {
+        let c = object_cluster(vec![(secs(1), Ok(Some(in_progress(2))))]);
+        let mut o = complete(&["counter"]).unwrap();
+        o.spinner = false;
+        let (mut out, mut notices) = (Vec::new(), Vec::new());
+        let e = o
+            .run(&c, &mut out, &mut notices, || {
+                tokio::time::sleep(Duration::from_secs(3))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 130);
+        assert_eq!(
+            e.render(),
+            "Stopped waiting; podcheckpoint/counter-x7k2p goes on. Follow it with:\n  kubectl wait --for=condition=Ready podcheckpoint/counter-x7k2p -n default\n"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_without_reading_the_pod() {
+        let mut c = object_cluster(vec![(secs(1), Ok(Some(completed(3, &["app"]))))]);
+        c.forbidden = vec!["get pod".into()];
+        let (r, _, _) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "error: cannot read pod default/counter (you lack get pods) to choose its default container: name the container with -c CONTAINER, or checkpoint every container with --all-containers\n"
+        );
+        assert!(!c.calls().iter().any(|l| l.starts_with("create")));
+        let (r, out, notices) = run(&c, &["counter", "-c", "app"]).await;
+        r.unwrap();
+        assert_eq!((out.lines().count(), notices.as_str()), (5, ""));
+        assert!(c.calls().iter().any(|l| l
+            == r#"create podcheckpoints default {"sourcePodName":"counter","containers":["app"]}"#));
+        let (r, _, _) = run(&c, &["counter", "--all-containers"]).await;
+        r.unwrap();
+        assert!(
+            c.calls()
+                .iter()
+                .any(|l| l == r#"create podcheckpoints default {"sourcePodName":"counter"}"#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn object_path_forbidden_names_the_missing_rights() {
+        let mut c = object_cluster(vec![]);
+        c.forbidden = vec!["create podcheckpoints".into()];
+        c.cannot = vec!["create podcheckpoints.checkpoint.kcr.dev".into()];
+        let (r, _, _) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "Error from server (Forbidden): create podcheckpoints default {\"sourcePodName\":\"counter\",\"sourcePodUID\":\"uid-counter\",\"containers\":[\"app\"]} is forbidden\n\
+             You lack create podcheckpoints.checkpoint.kcr.dev in namespace default: ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n"
+        );
+        let calls = c.calls();
+        assert_eq!(
+            calls[calls.len() - 3..],
+            [
+                "can-i create podcheckpoints.checkpoint.kcr.dev -n default",
+                "can-i list podcheckpoints.checkpoint.kcr.dev -n default",
+                "can-i watch podcheckpoints.checkpoint.kcr.dev -n default",
+            ]
+        );
+
+        // created, but not to be watched
+        let mut c = object_cluster(vec![(
+            secs(0),
+            Err(ServerError {
+                code: 403,
+                reason: "Forbidden".into(),
+                message: "podcheckpoints.checkpoint.kcr.dev is forbidden: User \"u\" cannot list resource \"podcheckpoints\"".into(),
+            }),
+        )]);
+        c.cannot = vec![
+            "list podcheckpoints.checkpoint.kcr.dev".into(),
+            "watch podcheckpoints.checkpoint.kcr.dev".into(),
+        ];
+        let (r, _, _) = run(&c, &["counter"]).await;
+        assert_eq!(
+            r.unwrap_err().render(),
+            "Error from server (Forbidden): podcheckpoints.checkpoint.kcr.dev is forbidden: User \"u\" cannot list resource \"podcheckpoints\"\n\
+             You lack list podcheckpoints.checkpoint.kcr.dev, watch podcheckpoints.checkpoint.kcr.dev in namespace default: ask a cluster admin to bind the ClusterRole checkpoint-creator to you.\n\
+             podcheckpoint/counter-x7k2p was created and goes on: kubectl get podcheckpoint/counter-x7k2p -n default\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn forced_apis_and_what_the_subresource_cannot_do() {
+        // --api=subresource where PodCheckpoints are served
+        let c = object_cluster(vec![]);
+        let (r, out, _) = run(&c, &["counter", "--api=subresource"]).await;
+        r.unwrap();
+        assert_eq!(out.lines().count(), 5);
+        assert!(
+            c.calls()
+                .last()
+                .unwrap()
+                .starts_with("post /apis/subresources")
+        );
+        assert_eq!(
+            complete(&["counter", "--api=subresource", "--all-containers"])
+                .unwrap_err()
+                .render(),
+            "error: --all-containers needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource checkpoints one container; name it with -c\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        assert_eq!(
+            complete(&["counter", "--api=subresource", "--wait=false"])
+                .unwrap_err()
+                .render(),
+            "error: --wait=false needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource answers only once the archive is written\nSee 'kubectl checkpoint -h' for help and examples\n"
+        );
+        // falling back to the subresource, the same
+        let c = cluster();
+        let (r, _, _) = run(&c, &["counter", "--all-containers"]).await;
+        assert!(
+            r.unwrap_err()
+                .render()
+                .starts_with("error: --all-containers needs the PodCheckpoint API")
+        );
+        assert!(!c.calls().iter().any(|l| l.starts_with("post")));
+        // --api=object where they are not
+        let (r, _, _) = run(&c, &["counter", "--api=object"]).await;
+        assert!(
+            r.unwrap_err()
+                .render()
+                .starts_with("error: this cluster does not serve PodCheckpoints"),
+        );
+        assert_eq!(
+            complete(&["counter", "--claim-timeout", "0"])
+                .unwrap_err()
+                .render(),
+            "error: --claim-timeout must be greater than 0\nSee 'kubectl checkpoint -h' for help and examples\n"
         );
     }
 }

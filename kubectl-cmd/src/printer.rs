@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use api_types::ContainerCheckpoint;
+use api_types::podcheckpoint::PodCheckpoint;
 
 /// `-o` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +57,39 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// One summary per checkpointed container of a finished `PodCheckpoint`,
+    /// in the order of its status. The node is `status.nodeName` (the object
+    /// carries no address), the archive `archive.path` exactly as the status
+    /// gives it: relative to the node's checkpoint directory
+    /// (`<kubelet root>/checkpoints`, `/var/lib/kubelet/checkpoints` by
+    /// default), since KEP-5823 keeps host paths out of the API.
+    pub fn from_pod_checkpoint(pc: &PodCheckpoint, namespace: &str) -> Vec<Self> {
+        let Some(status) = pc.status.as_ref() else {
+            return Vec::new();
+        };
+        let namespace = pc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.to_owned());
+        status
+            .checkpointed_containers
+            .iter()
+            .map(|c| Self {
+                node: status.node_name.clone().unwrap_or_default(),
+                namespace: namespace.clone(),
+                pod: pc.spec.source_pod_name.clone(),
+                container: c.name.clone(),
+                archive: c
+                    .archive
+                    .as_ref()
+                    .map_or_else(|| "<none>".to_owned(), |a| a.path.clone()),
+            })
+            .collect()
+    }
+}
+
 /// Width of the label column: `Checkpoint Archive:` and four spaces, as in
 /// the proposal's example.
 const LABEL_WIDTH: usize = 23;
@@ -80,9 +114,21 @@ pub fn print_summary(summary: &Summary, out: &mut impl Write) -> io::Result<()> 
     Ok(())
 }
 
-/// `-o json` (indented by four spaces, as kubectl prints) or `-o yaml`.
+/// The five lines of each summary, blocks separated by a blank line.
+pub fn print_summaries(summaries: &[Summary], out: &mut impl Write) -> io::Result<()> {
+    for (i, summary) in summaries.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        print_summary(summary, out)?;
+    }
+    Ok(())
+}
+
+/// `-o json` (indented by four spaces, as kubectl prints) or `-o yaml` of
+/// an object (a `ContainerCheckpoint`, a `PodCheckpoint`).
 pub fn print_object(
-    c: &ContainerCheckpoint,
+    c: &impl serde::Serialize,
     format: OutputFormat,
     out: &mut impl Write,
 ) -> Result<(), PrintError> {
@@ -184,5 +230,25 @@ pub(crate) mod tests {
             sample()
         );
         insta::assert_snapshot!("object_yaml", yaml);
+    }
+
+    #[test]
+    fn one_block_per_container_of_a_pod_checkpoint() {
+        let pc = crate::podcheckpoint::tests::completed(3, &["a", "b", "c"]);
+        let text = render(|o| {
+            print_summaries(&Summary::from_pod_checkpoint(&pc, "x"), o).unwrap();
+        });
+        insta::assert_snapshot!("pod_checkpoint_summaries", text);
+        assert_eq!(text.split("\n\n").count(), 3);
+        assert!(text.starts_with(
+            "Node:                  node-1\nNamespace:             default\nPod:                   counter\nContainer:             a\nCheckpoint Archive:    checkpoint-counter_default-a-2026-11-30T07:00:00Z.tar\n\n"
+        ));
+        // A single container: the five lines alone.
+        let one = crate::podcheckpoint::tests::completed(3, &["app"]);
+        let text = render(|o| {
+            print_summaries(&Summary::from_pod_checkpoint(&one, "x"), o).unwrap();
+        });
+        assert_eq!(text.lines().count(), 5);
+        assert!(!text.ends_with("\n\n"));
     }
 }

@@ -1,5 +1,6 @@
-//! A spinner with the elapsed time on stderr while the checkpoint runs —
-//! only when stderr is a terminal, never on a pipe or file.
+//! A spinner with the elapsed time on stderr while the checkpoint runs (and
+//! what the PodCheckpoint is at) — only when stderr is a terminal, never on
+//! a pipe or file.
 
 use std::time::Duration;
 
@@ -31,6 +32,13 @@ impl Spinner {
         Self { bar: Some(bar) }
     }
 
+    /// Change the message (the elapsed time goes on).
+    pub fn set_message(&self, message: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message);
+        }
+    }
+
     /// Whether anything is drawn.
     pub fn is_visible(&self) -> bool {
         self.bar.is_some()
@@ -52,6 +60,7 @@ mod tests {
     fn disabled_spinner_draws_nothing() {
         let s = Spinner::start("Checkpointing".into(), false);
         assert!(!s.is_visible());
+        s.set_message("still".into());
         s.finish();
     }
 }

@@ -129,8 +129,8 @@ fn checkpoints_a_pod_and_prints_five_lines() {
     assert_eq!(
         f.server.request_lines(),
         [
-            "GET /api/v1",
             "GET /apis",
+            "GET /api/v1",
             "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
             "GET /api/v1/namespaces/default/pods/counter",
             "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
@@ -302,7 +302,7 @@ fn discovery_errors() {
         &f.run(&["counter"]),
         "error: this cluster does not serve checkpoints: install the checkpoint extension (kubectl apply -k deploy/ from the kubectl-checkpoint repository)\n",
     );
-    assert_eq!(f.server.request_lines(), ["GET /api/v1", "GET /apis"]);
+    assert_eq!(f.server.request_lines(), ["GET /apis", "GET /api/v1"]);
 
     let f = Fixture::new(with(cluster(), [Scenario::Extension { gate_on: false }]));
     assert_fails(
@@ -316,6 +316,44 @@ fn discovery_errors() {
     );
 }
 
+/// Without the PodCheckpoint CRD the plugin takes the subresource, and what
+/// only a PodCheckpoint can do says so.
+#[test]
+fn without_pod_checkpoints_the_subresource_serves() {
+    let f = Fixture::new(ready());
+    assert_ok(
+        &f.run(&["counter", "--api=subresource"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    assert_eq!(
+        f.server.request_lines()[..2],
+        ["GET /api/v1", "GET /apis"],
+        "forced, the subresource's discovery is what it always was"
+    );
+    assert_fails(
+        &f.run(&["counter", "--api=object"]),
+        "error: this cluster does not serve PodCheckpoints (podcheckpoints.checkpoint.kcr.dev/v1alpha1): install them (kubectl apply -k deploy/crd from the kubectl-checkpoint repository, and checkpoint-shim's controller on the nodes), or leave out --api=object\n",
+    );
+    assert_fails(
+        &f.run(&["counter", "--all-containers"]),
+        "error: --all-containers needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource checkpoints one container; name it with -c\nSee 'kubectl checkpoint -h' for help and examples\n",
+    );
+    assert_fails(
+        &f.run(&["counter", "--wait=false"]),
+        "error: --wait=false needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource answers only once the archive is written\nSee 'kubectl checkpoint -h' for help and examples\n",
+    );
+    assert_fails(
+        &f.run(&["counter", "--wait=maybe"]),
+        "error: invalid argument \"maybe\" for \"--wait\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\nSee 'kubectl checkpoint -h' for help and examples\n",
+    );
+    assert_fails(
+        &f.run(&["counter", "--api=both"]),
+        "error: invalid argument \"both\" for \"--api\" flag\nSee 'kubectl checkpoint -h' for help and examples\n",
+    );
+    assert_eq!(f.posts().len(), 1, "nothing posted for the refused ones");
+}
+
 #[test]
 fn core_endpoint_is_preferred_when_discovered() {
     let f = Fixture::new(with(ready(), [Scenario::CoreCheckpoint]));
@@ -327,6 +365,7 @@ fn core_endpoint_is_preferred_when_discovered() {
     assert_eq!(
         f.server.request_lines(),
         [
+            "GET /apis",
             "GET /api/v1",
             "GET /api/v1/namespaces/default/pods/counter",
             "POST /api/v1/namespaces/default/pods/counter/checkpoint?container=app",
@@ -555,7 +594,7 @@ fn usage_errors_send_nothing() {
         (
             &[],
             format!(
-                "error: expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command\n{HINT}\n"
+                "error: expected 'checkpoint (POD | TYPE/NAME) [-c CONTAINER | --all-containers] [flags]'.\nPOD or TYPE/NAME is a required argument for the checkpoint command\n{HINT}\n"
             ),
         ),
         (
@@ -722,8 +761,8 @@ fn a_user_who_may_checkpoint_but_not_read_pods() {
     assert_eq!(
         f.server.request_lines(),
         [
-            "GET /api/v1",
             "GET /apis",
+            "GET /api/v1",
             "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
             "GET /api/v1/namespaces/default/pods/counter",
             "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint",
