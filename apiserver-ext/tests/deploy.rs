@@ -120,7 +120,9 @@ fn kustomize_renders_the_extension() {
 /// What an admin binds with README.md's `kubectl create clusterrolebinding
 /// alice-checkpoint --clusterrole=checkpoint-creator --user=alice` is enough
 /// for everything `kubectl checkpoint` does (kubectl-cmd/src/client.rs
-/// `PodClient` reads, `TYPE/NAME` included), and no more.
+/// `PodClient` reads, `TYPE/NAME` included, and on the declarative path the
+/// `PodCheckpoints` calls: create, list + watch to wait, delete an unclaimed
+/// one, get for the `kubectl wait` it suggests), and no more.
 #[test]
 fn checkpoint_creator_is_all_kubectl_checkpoint_needs() {
     let deploy = Rendered::of("deploy").unwrap();
@@ -131,6 +133,8 @@ fn checkpoint_creator_is_all_kubectl_checkpoint_needs() {
             // the checkpoint: kube-apiserver's check, then the extension's
             {"apiGroups": ["subresources.checkpoint.kcr.dev"], "resources": ["pods/checkpoint"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["checkpoint"]},
+            // the declarative path: a PodCheckpoint, waited on; an unclaimed one deleted
+            {"apiGroups": ["checkpoint.kcr.dev"], "resources": ["podcheckpoints"], "verbs": ["create", "delete", "get", "list", "watch"]},
             // the pod (phase, containers); the pods a workload selects
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
             // TYPE/NAME: the selector of each kind the plugin resolves
@@ -194,6 +198,84 @@ fn the_extension_is_highly_available() {
         room > 2 * 2,
         "room for two replicas, the surge and terminating pods: {room}"
     );
+}
+
+/// deploy/crd: the CRD and KEP-5823's viewer, editor and admin roles,
+/// aggregated to nothing (archives hold memory), none writing `status`.
+#[test]
+fn the_crd_and_its_roles() {
+    let crd = Rendered::of("deploy/crd").unwrap();
+    insta::assert_snapshot!("deploy_crd", crd.yaml);
+    crd.get(
+        "CustomResourceDefinition",
+        "podcheckpoints.checkpoint.kcr.dev",
+    )
+    .unwrap();
+    let verbs = |role: &str, resource: &str| -> Vec<String> {
+        let role = crd.get("ClusterRole", role).unwrap();
+        let mut verbs: Vec<String> = role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["apiGroups"] == json!(["checkpoint.kcr.dev"]))
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(resource))
+            })
+            .flat_map(|r| r["verbs"].as_array().unwrap().clone())
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        verbs.sort();
+        verbs
+    };
+    assert_eq!(
+        verbs("podcheckpoint-viewer", "podcheckpoints"),
+        ["get", "list", "watch"]
+    );
+    assert_eq!(
+        verbs("podcheckpoint-editor", "podcheckpoints"),
+        ["create", "delete", "get", "list", "watch"]
+    );
+    assert_eq!(
+        verbs("podcheckpoint-admin", "podcheckpoints"),
+        [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ]
+    );
+    for role in [
+        "podcheckpoint-viewer",
+        "podcheckpoint-editor",
+        "podcheckpoint-admin",
+    ] {
+        assert_eq!(
+            verbs(role, "podcheckpoints/status"),
+            ["get", "list", "watch"]
+        );
+        let labels = crd.get("ClusterRole", role).unwrap()["metadata"]["labels"].to_string();
+        assert!(!labels.contains("aggregate-to"), "{role}: {labels}");
+        assert!(
+            crd.get("ClusterRole", role).unwrap()["aggregationRule"].is_null(),
+            "{role}"
+        );
+    }
+    // deploy/crd and deploy/ share no object: each applies and deletes on its own
+    let deploy = Rendered::of("deploy").unwrap();
+    for doc in &crd.docs {
+        let (kind, name) = (
+            doc["kind"].as_str().unwrap(),
+            doc["metadata"]["name"].as_str().unwrap(),
+        );
+        assert!(deploy.get(kind, name).is_err(), "{kind} {name} is in both");
+    }
 }
 
 #[test]
