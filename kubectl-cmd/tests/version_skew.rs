@@ -5,6 +5,7 @@
 //! test: nothing is skipped.
 #![allow(clippy::unwrap_used)]
 
+mod standin;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -207,4 +208,64 @@ fn every_kubectl_minor_dispatches_to_the_plugin() {
         .filter(|l| l.starts_with("POST"))
         .count();
     assert_eq!(posts, 1 + MINORS.count(), "one checkpoint per run");
+}
+
+/// The declarative path (a PodCheckpoint, the real kube-apiserver-standin,
+/// the test playing the node agent) through the oldest and newest kubectl's
+/// plugin dispatch: the same bytes as run directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_path_through_kubectl_1_27_and_1_33() {
+    use standin::{Behaviour, CREATOR, Cluster, five_lines};
+
+    let cluster = Cluster::start(true, None).await;
+    let agent = cluster.agent(Behaviour::Complete {
+        after: std::time::Duration::from_millis(200),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let bin = plugin_path(dir.path());
+    let kubeconfig = cluster.kubeconfig(CREATOR);
+    let run = |program: PathBuf, args: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", &bin)
+            .env("KUBECONFIG", &kubeconfig)
+            .args(args)
+            .kill_on_drop(true);
+        async move {
+            let out = cmd.output().await.unwrap();
+            (out.status.code(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let blocks = ["a", "b", "c"].map(|c| five_lines("default", "trio", c));
+    let expected = (Some(0), blocks.join("\n"), String::new());
+    let direct = run(
+        bin.join("kubectl-checkpoint"),
+        &["trio", "--all-containers"],
+    )
+    .await;
+    assert_eq!(direct, expected);
+    for minor in [27, 33] {
+        let kubectl = kubectl_dir().join(format!("kubectl.1.{minor}"));
+        assert!(kubectl.is_file(), "{} is missing", kubectl.display());
+        let out = run(kubectl.clone(), &["checkpoint", "trio", "--all-containers"]).await;
+        assert_eq!(out, expected, "1.{minor} checkpoint");
+        let before = agent.seen().len();
+        let out = run(kubectl, &["checkpoint", "counter", "--wait=false"]).await;
+        let name = loop {
+            if let Some(n) = agent.seen().get(before) {
+                break n.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            out,
+            (
+                Some(0),
+                format!("podcheckpoint.checkpoint.kcr.dev/{name} created\n"),
+                String::new()
+            ),
+            "1.{minor} --wait=false"
+        );
+    }
 }
