@@ -251,7 +251,13 @@ impl Scan {
                         limit: self.limits.max_tar_header,
                     });
                 }
-                Some(Err(e)) => return Err(Error::ReadArchive(e)),
+                // The tar crate's messages quote header bytes: keep them short.
+                Some(Err(e)) => {
+                    return Err(Error::ReadArchive(io::Error::new(
+                        e.kind(),
+                        shorten(&e.to_string()),
+                    )));
+                }
             };
             self.entries += 1;
             if self.entries > self.limits.max_entries {
