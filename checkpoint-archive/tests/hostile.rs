@@ -2,7 +2,7 @@
 //! truncated and hostile variants of it: every one ends in an `Error` whose message says
 //! what failed, never a panic, and nothing is written anywhere.
 
-use std::io::{Cursor, Seek, SeekFrom, Write};
+use std::io::Cursor;
 
 use checkpoint_archive::{Engine, Error, Inspection, Limits, Options, TaskState, inspect};
 use kcr_testkit::criu_fixture::{
@@ -630,63 +630,9 @@ fn a_sparse_four_gib_pages_image_is_skipped_by_seeking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse.tar");
     let mut file = std::fs::File::create(&path).unwrap();
-    let mut head = Vec::new();
-    let big_pages: u64 = 1 << 20; // 4 GiB of pages
-    for e in fixture.entries() {
-        if e.path == b"checkpoint/pagemap-1.img" {
-            // one huge present entry, then the stack page
-            let mut h = Vec::new();
-            pb::uint(&mut h, 1, 1);
-            let entry = |vaddr: u64, n: u64| {
-                let mut m = Vec::new();
-                pb::uint(&mut m, 1, vaddr);
-                pb::uint(&mut m, 2, n);
-                pb::uint(&mut m, 4, criu_fixture::PE_PRESENT);
-                m
-            };
-            let data = image(
-                magic::COMMON,
-                magic::PAGEMAP,
-                &[
-                    h,
-                    entry(0x1_0000_0000, big_pages),
-                    entry(STACK_PAGE << 8, 1),
-                ],
-            );
-            let mut mm_fixed = Vec::new();
-            let args = (STACK_PAGE << 8) + ARGS_OFFSET;
-            let arg_len = fixture.processes[0].arg_bytes().len() as u64;
-            pb::uint(&mut mm_fixed, 8, args);
-            pb::uint(&mut mm_fixed, 9, args + arg_len);
-            head.extend(write_tar(&[Entry::file("checkpoint/pagemap-1.img", data)]));
-            head.truncate(head.len() - 1024);
-            head.extend(write_tar(&[Entry::file(
-                "checkpoint/mm-1.img",
-                image(magic::COMMON, magic::MM, &[mm_fixed]),
-            )]));
-            head.truncate(head.len() - 1024);
-        } else if e.path == b"checkpoint/mm-1.img" || e.path == b"checkpoint/pages-1.img" {
-            continue;
-        } else {
-            head.extend(write_tar(std::slice::from_ref(&e)));
-            head.truncate(head.len() - 1024);
-        }
-    }
-    file.write_all(&head).unwrap();
-    // pages-1.img: 4 GiB hole, then the stack page with the arguments.
-    file.write_all(&criu_fixture::header_only(
-        "checkpoint/pages-1.img",
-        (big_pages + 1) * PAGE,
-    ))
-    .unwrap();
-    let hole_end = file
-        .seek(SeekFrom::Current((big_pages * PAGE) as i64))
-        .unwrap();
-    file.write_all(&Fixture::pages_img(&fixture.processes[0])[PAGE as usize..])
-        .unwrap();
-    assert_eq!(file.stream_position().unwrap(), hole_end + PAGE);
-    file.write_all(&[0u8; 1024]).unwrap();
+    let pages_1 = criu_fixture::write_with_sparse_pages(&fixture, &mut file, 1 << 20).unwrap();
     drop(file);
+    assert_eq!(pages_1, ((1 << 20) + 1) * PAGE);
 
     let started = std::time::Instant::now();
     let i = checkpoint_archive::inspect_path(&path, &ALL).unwrap();
@@ -695,10 +641,25 @@ fn a_sparse_four_gib_pages_image_is_skipped_by_seeking() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(i.sizes.pages_size, 4 * PAGE + (big_pages + 1) * PAGE);
+    assert_eq!(i.sizes.pages_size, 4 * PAGE + pages_1);
     let root = &i.process_tree.unwrap().processes[0];
     assert_eq!(
         root.cmdline.as_deref(),
         Some("/bin/sh -c sleep 1001 & sleep 1002 & wait")
+    );
+}
+
+/// A 2 GiB GNU long name (a hole on disk): refused after 1 MiB of it was read.
+#[test]
+fn a_sparse_two_gib_long_name_is_refused_after_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.tar");
+    let mut file = std::fs::File::create(&path).unwrap();
+    criu_fixture::write_long_name_bomb(&mut file, 2 << 30).unwrap();
+    drop(file);
+    let e = checkpoint_archive::inspect_path(&path, &ALL).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "a tar header of the archive (with its PAX or GNU long-name records) is larger than 1048576 bytes"
     );
 }

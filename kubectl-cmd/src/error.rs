@@ -41,6 +41,8 @@ pub enum Error {
     Checkpoint(Box<CheckpointFailure>),
     #[error(transparent)]
     Print(#[from] PrintError),
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
 }
 
 /// The checkpoint call failed.

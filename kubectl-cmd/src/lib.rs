@@ -6,6 +6,8 @@
 //! [`client::PodClient`] and [`client::Checkpointer`] traits, and the
 //! [`printer`]s take plain data and an `impl Write`.
 //!
+//! `kubectl checkpoint inspect FILE` ([`inspect`]) reads a local archive.
+//!
 //! The binaries are thin: `kubectl-checkpoint` calls [`run`],
 //! `kubectl_complete-checkpoint` calls [`run_completion`].
 
@@ -17,6 +19,7 @@ pub mod container;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod inspect;
 pub mod options;
 pub mod printer;
 pub mod spinner;
@@ -40,8 +43,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    if let Some(args) = inspect::subcommand_args(&argv) {
+        return Ok(inspect::run(args, out)?);
+    }
     let args = match cmd::parse(argv)? {
-        Parsed::Help => return write_all(out, &cmd::help_text()),
+        Parsed::Help => return write_all(out, &inspect::with_subcommands(&cmd::help_text())),
         Parsed::Version => return write_all(out, &cmd::version_text()),
         Parsed::Run(args) => args,
     };

@@ -482,6 +482,88 @@ pub fn header_only(path: &str, size: u64) -> Vec<u8> {
     out
 }
 
+/// Write `fixture` to `file` with a `pages-1.img` of `hole_pages` pages of nothing (a
+/// file-system hole: the archive is that large but takes no disk) followed by the stack
+/// page holding process 1's arguments; `pagemap-1.img` maps the hole as one present entry
+/// before the stack page, so the arguments sit at the very end of the image. Returns the
+/// size of `pages-1.img`.
+pub fn write_with_sparse_pages(
+    fixture: &Fixture,
+    file: &mut std::fs::File,
+    hole_pages: u64,
+) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let first = fixture
+        .processes
+        .first()
+        .ok_or_else(|| std::io::Error::other("no process"))?;
+    let stack = STACK_PAGE << 8; // above the hole's mapping
+    let args = stack + ARGS_OFFSET;
+    let mut head = Vec::new();
+    pb::uint(&mut head, 1, 1);
+    let entry = |vaddr: u64, n: u64| {
+        let mut m = Vec::new();
+        pb::uint(&mut m, 1, vaddr);
+        pb::uint(&mut m, 2, n);
+        pb::uint(&mut m, 4, PE_PRESENT);
+        m
+    };
+    let pagemap = image(
+        magic::COMMON,
+        magic::PAGEMAP,
+        &[head, entry(0x1_0000_0000, hole_pages), entry(stack, 1)],
+    );
+    let mut mm = Vec::new();
+    pb::uint(&mut mm, 8, args);
+    pb::uint(&mut mm, 9, args + first.arg_bytes().len() as u64);
+    let mm = image(magic::COMMON, magic::MM, &[mm]);
+
+    let mut before = Vec::new();
+    for mut e in fixture.entries() {
+        match e.path.as_slice() {
+            b"checkpoint/pages-1.img" => continue,
+            b"checkpoint/pagemap-1.img" => e.data = pagemap.clone(),
+            b"checkpoint/mm-1.img" => e.data = mm.clone(),
+            _ => {}
+        }
+        let mut one = write_tar(std::slice::from_ref(&e));
+        one.truncate(one.len() - 1024);
+        before.extend(one);
+    }
+    file.write_all(&before)?;
+    let size = (hole_pages + 1) * PAGE;
+    file.write_all(&header_only("checkpoint/pages-1.img", size))?;
+    let hole = i64::try_from(hole_pages * PAGE).map_err(std::io::Error::other)?;
+    file.seek(SeekFrom::Current(hole))?;
+    file.write_all(&Fixture::pages_img(first)[PAGE as usize..])?;
+    file.write_all(&[0u8; 1024])?;
+    Ok(size)
+}
+
+/// Write an archive whose first entry is a GNU long-name record of `name_len` bytes of
+/// nothing (a hole), then a file entry: a tar reader that holds long names in memory
+/// holds all of it.
+pub fn write_long_name_bomb(file: &mut std::fs::File, name_len: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let mut h = tar::Header::new_gnu();
+    let link = b"././@LongLink";
+    h.as_old_mut().name[..link.len()].copy_from_slice(link);
+    h.set_mode(0o644);
+    h.set_size(name_len);
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_cksum();
+    file.write_all(h.as_bytes())?;
+    let padded = name_len.div_ceil(512) * 512;
+    file.seek(SeekFrom::Current(
+        i64::try_from(padded).map_err(std::io::Error::other)?,
+    ))?;
+    file.write_all(&header_only("config.dump", 0))?;
+    file.write_all(&[0u8; 1024])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
