@@ -23,6 +23,8 @@ pub(crate) fn shorten(s: &str) -> String {
 pub enum Error {
     #[error("failed to open the archive")]
     Open(#[source] io::Error),
+    #[error("the archive is not a regular file")]
+    NotAFile,
     #[error(
         "the archive is {format}-compressed: decompress it first (checkpoint archives written through CRI are plain tar)"
     )]

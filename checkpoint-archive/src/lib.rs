@@ -133,8 +133,13 @@ pub struct Inspection {
     pub process_tree: Option<ProcessTree>,
 }
 
-/// Inspect the archive at `path`.
+/// Inspect the archive at `path` (a regular file: a pipe or device cannot be
+/// read by position, a directory is not an archive).
 pub fn inspect_path(path: &Path, options: &Options) -> Result<Inspection> {
+    let metadata = std::fs::metadata(path).map_err(Error::Open)?;
+    if !metadata.is_file() {
+        return Err(Error::NotAFile);
+    }
     inspect(|| File::open(path).map(BufReader::new), options)
 }
 

@@ -649,6 +649,20 @@ fn a_sparse_four_gib_pages_image_is_skipped_by_seeking() {
     );
 }
 
+#[test]
+fn only_regular_files_are_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = checkpoint_archive::inspect_path(dir.path(), &ALL).unwrap_err();
+    assert_eq!(e.to_string(), "the archive is not a regular file");
+    let e = checkpoint_archive::inspect_path("/dev/null".as_ref(), &ALL).unwrap_err();
+    assert_eq!(e.to_string(), "the archive is not a regular file");
+    let e = checkpoint_archive::inspect_path(&dir.path().join("none"), &ALL).unwrap_err();
+    assert_eq!(
+        chain(&e),
+        "failed to open the archive: No such file or directory (os error 2)"
+    );
+}
+
 /// A 2 GiB GNU long name (a hole on disk): refused after 1 MiB of it was read.
 #[test]
 fn a_sparse_two_gib_long_name_is_refused_after_the_limit() {
