@@ -45,6 +45,8 @@ pub enum Error {
     Forbidden(Box<Forbidden>),
     #[error(transparent)]
     Print(#[from] PrintError),
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
 }
 
 /// The checkpoint call failed.
