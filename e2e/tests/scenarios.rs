@@ -221,6 +221,26 @@ fn s04_user_without_rights_is_forbidden() {
     assert_eq!(archives(cfg), before, "nothing written on the node");
 }
 
+/// Issue 10: a user without any rights is told which right checkpointing
+/// needs and which role grants it, not only that pods cannot be read.
+#[test]
+fn s11_user_without_any_rights_is_told_the_right() {
+    let (_g, cfg) = setup();
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let before = archives(cfg);
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &cfg.no_rights_kubeconfig,
+        &["checkpoint", "-n", &cfg.namespace, SINGLE],
+    )
+    .unwrap();
+    assert_failed(&run, "forbidden");
+    assert!(run.stderr.contains("create pods/checkpoint"), "{run}");
+    assert!(run.stderr.contains("checkpoint-creator"), "{run}");
+    assert_eq!(archives(cfg), before, "nothing written on the node");
+}
+
 #[test]
 fn s05_missing_and_not_running_pods() {
     let (_g, cfg) = setup();

@@ -199,7 +199,7 @@ pub fn help_text() -> String {
 
 /// Turn a clap error into pflag's wording; `last` is the last argument given
 /// (the flag whose value is missing, if one is).
-fn usage_error(e: clap::Error, last: &str) -> Error {
+pub(crate) fn usage_error(e: clap::Error, last: &str) -> Error {
     let context = |kind| e.get(kind).map(|v| v.to_string()).unwrap_or_default();
     let arg = context(ContextKind::InvalidArg);
     // clap writes `--wait[=<WAIT>]` for a flag whose value is optional

@@ -49,6 +49,8 @@ pub enum Error {
     Object(Box<ObjectError>),
     #[error(transparent)]
     Print(#[from] PrintError),
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
 }
 
 /// The checkpoint call failed.

@@ -13,6 +13,8 @@
 //! [`polymorphichelpers`] finds it (ordered by [`podutils`]), the container
 //! chosen as [`podcmd`] chooses it; [`access`] names the rights a user lacks.
 //!
+//! `kubectl checkpoint inspect FILE` ([`inspect`]) reads a local archive.
+//!
 //! The binaries are thin: `kubectl-checkpoint` calls [`run`],
 //! `kubectl_complete-checkpoint` calls [`run_completion`].
 
@@ -23,6 +25,7 @@ pub mod completion;
 pub mod config;
 pub mod endpoint;
 pub mod error;
+pub mod inspect;
 pub mod options;
 pub mod podcheckpoint;
 pub mod podcmd;
@@ -50,8 +53,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    if let Some(args) = inspect::subcommand_args(&argv) {
+        return Ok(inspect::run(args, out)?);
+    }
     let args = match cmd::parse(argv)? {
-        Parsed::Help => return write_all(out, &cmd::help_text()),
+        Parsed::Help => return write_all(out, &inspect::with_subcommands(&cmd::help_text())),
         Parsed::Version => return write_all(out, &cmd::version_text()),
         Parsed::Run(args) => args,
     };

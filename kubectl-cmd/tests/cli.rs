@@ -662,7 +662,10 @@ fn help_and_version() {
     let f = Fixture::new(ready());
     let help = f.run(&["--help"]);
     assert_eq!((help.code, help.stderr.as_str()), (0, ""));
-    assert_eq!(help.stdout, kubectl_cmd::cmd::help_text());
+    assert_eq!(
+        help.stdout,
+        kubectl_cmd::inspect::with_subcommands(&kubectl_cmd::cmd::help_text())
+    );
     assert!(help.stdout.contains("\nExamples:\n  # Checkpoint the default container of pod mypod\n  kubectl checkpoint mypod\n"));
     insta::assert_snapshot!("cli_help", help.stdout);
     assert_eq!(f.run(&["-h"]).stdout, help.stdout);

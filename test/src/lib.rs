@@ -6,6 +6,8 @@
 //! * [`cri`] — CRI client over a unix socket and a [`cri::PodRunner`] that does what the
 //!   kubelet would (pod sandbox + containers with the kubelet's labels).
 //! * [`archive`] — checks a checkpoint archive (checkpointctl cannot be installed here).
+//! * [`criu_fixture`] — a small checkpoint archive with real CRIU images, for tests and
+//!   fuzz seeds.
 //! * [`fake_cri`] — an in-process fake CRI `RuntimeService` with switchable checkpoint
 //!   behaviour, served over `tokio::io::duplex` or a unix socket.
 //! * [`hostile`] — certificates that must be refused and raw HTTP/1.1 over TLS, for the
@@ -51,6 +53,7 @@
 pub mod archive;
 pub mod containerd;
 pub mod cri;
+pub mod criu_fixture;
 pub mod fake_cri;
 pub mod hostile;
 pub mod kustomize;
