@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use api_types::status::{self, ForbiddenRequest, StatusReason};
 use futures::future::BoxFuture;
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::PostParams;
 
-use crate::authn::UserInfo;
+use crate::authentication::UserInfo;
 
 /// What is being asked for (`authorizer.Attributes`): a resource request, or,
 /// when `path` is set, a non-resource request (`get /metrics`).
@@ -38,6 +40,34 @@ impl Attributes {
             path: path.to_owned(),
             ..Default::default()
         }
+    }
+
+    /// The 403 Status of a denial, in the RBAC authorizer's words
+    /// (`responsewriters.Forbidden`): `pods "P" is forbidden: User "U"
+    /// cannot ...: reason`, or for a non-resource request
+    /// `forbidden: User "U" cannot get path "/metrics"`.
+    pub fn forbidden(&self, reason: &str) -> Status {
+        if !self.path.is_empty() {
+            let message = format!(
+                "forbidden: User \"{}\" cannot {} path \"{}\"",
+                self.user.name, self.verb, self.path
+            );
+            return status::failure(StatusReason::Forbidden, message, None);
+        }
+        let resource = if self.subresource.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}/{}", self.resource, self.subresource)
+        };
+        ForbiddenRequest {
+            user: &self.user.name,
+            verb: &self.verb,
+            group: &self.group,
+            resource: &resource,
+            namespace: &self.namespace,
+            name: &self.name,
+        }
+        .status(reason)
     }
 }
 
@@ -180,6 +210,13 @@ pub struct StaticAuthorizerForTesting {
     pub groups: Vec<String>,
 }
 
+impl StaticAuthorizerForTesting {
+    /// Whether it allows no one at all.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+}
+
 impl Authorizer for StaticAuthorizerForTesting {
     fn authorize<'a>(&'a self, attrs: &'a Attributes) -> BoxFuture<'a, Result<Decision>> {
         let allowed = self.users.contains(&attrs.user.name)
@@ -229,6 +266,25 @@ mod tests {
             a.authorize(&attrs("bob", &["dev"])).await.unwrap(),
             Decision::Deny(_)
         ));
+    }
+
+    #[test]
+    fn denials_in_rbac_words() {
+        assert_eq!(
+            attrs("bob", &[])
+                .forbidden("no RBAC policy matched")
+                .message
+                .as_deref(),
+            Some(
+                "pods \"counter\" is forbidden: User \"bob\" cannot checkpoint resource \"pods\" in API group \"\" in the namespace \"default\": no RBAC policy matched"
+            )
+        );
+        let metrics = Attributes::non_resource(UserInfo::new("bob", vec![]), "get", "/metrics");
+        assert_eq!(
+            metrics.forbidden("x").message.as_deref(),
+            Some("forbidden: User \"bob\" cannot get path \"/metrics\"")
+        );
+        assert_eq!(metrics.forbidden("").code, Some(403));
     }
 
     #[test]
