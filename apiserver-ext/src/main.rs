@@ -1,4 +1,4 @@
-//! `checkpoint-apiserver`: parse, validate, configure, serve until SIGTERM.
+//! `checkpoint-apiserver`: options → validate → config → serve until SIGTERM.
 
 use std::process::ExitCode;
 
@@ -9,26 +9,18 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // `{:#}`: the chain of causes on one line, never a backtrace.
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    logging::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
     let opts = Options::parse();
-    logging::init("info", opts.logging_format);
-    opts.validated()?;
+    opts.logging.init();
+    opts.validate()?;
     let config = Config::from_options(&opts)
         .await
         .context("failed to configure checkpoint-apiserver")?;
     Server::new(config)
         .run_until(logging::shutdown_signal())
         .await
-        .context("checkpoint-apiserver failed")?;
-    Ok(())
+        .context("checkpoint-apiserver failed")
 }

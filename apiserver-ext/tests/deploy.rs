@@ -5,38 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-fn render() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is required on PATH to render deploy/: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The rendered documents, as JSON values.
-fn documents(yaml: &str) -> Vec<serde_json::Value> {
-    yaml.split("\n---\n")
-        .map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
-        .collect()
-}
-
-fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("deploy/ has no {kind} {name}"))
-}
+use kcr_testkit::manifests::{documents, find, render};
 
 #[test]
 fn kustomize_renders_the_extension() {
-    let yaml = render();
+    let yaml = render(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy"));
     insta::assert_snapshot!("deploy", yaml);
     let docs = documents(&yaml);
 

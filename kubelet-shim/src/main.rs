@@ -1,32 +1,26 @@
-//! `checkpoint-shim`: see the library documentation and README.md.
+//! `checkpoint-shim`: options → validate → config → serve until SIGTERM.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use apiserver_lib::logging;
 use clap::Parser;
-use kubelet_shim::{Options, Server};
+use kubelet_shim::{Config, Options, Server};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    logging::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
-    let options = Options::parse();
-    apiserver_lib::logging::init("info", options.logging_format);
-    let config = options.validate()?;
-    tracing::info!(node = %config.node_name, gates = %config.feature_gates.to_spec(), "starting checkpoint-shim");
-    let server = Server::new(config)
+    let opts = Options::parse();
+    opts.logging.init();
+    opts.validate()?;
+    let config = Config::from_options(&opts)
         .await
         .context("failed to start checkpoint-shim")?;
-    server
-        .run_until(apiserver_lib::logging::shutdown_signal())
-        .await;
-    Ok(())
+    Server::new(config)
+        .run_until(logging::shutdown_signal())
+        .await
+        .context("checkpoint-shim failed")
 }

@@ -3,23 +3,12 @@
 //! checked for what the DaemonSet must have.
 
 use std::path::Path;
-use std::process::Command;
+
+use kcr_testkit::manifests::render;
 
 #[test]
 fn kustomize_renders_the_daemonset() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/shim");
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is required on PATH to render deploy/shim: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    let yaml = render(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/shim"));
     insta::assert_snapshot!("deploy_shim", yaml);
 
     for want in [
