@@ -44,3 +44,8 @@ mod tests;
 pub use config::Config;
 pub use options::Options;
 pub use server::Server;
+
+// `main` runs `apiserver_lib::command::run::<Options>()`.
+apiserver_lib::server_command! {
+    Options => Config, config::Error => Server; "failed to configure checkpoint-apiserver", "checkpoint-apiserver failed"
+}

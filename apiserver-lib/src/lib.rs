@@ -19,10 +19,12 @@
 //! * [`health`]: named checks behind `/healthz`, `/livez`, `/readyz`.
 //! * [`status`]: a `metav1.Status` as an HTTP response.
 //! * [`logging`]: `--logging-format`, the shutdown signal, exit codes.
+//! * [`command`]: what both binaries' `main` runs, once.
 
 pub mod audit;
 pub mod authentication;
 pub mod authorization;
+pub mod command;
 pub mod filters;
 pub mod health;
 pub mod kubeconfig;

@@ -28,3 +28,8 @@ pub mod server;
 pub use config::Config;
 pub use options::Options;
 pub use server::Server;
+
+// `main` runs `apiserver_lib::command::run::<Options>()`.
+apiserver_lib::server_command! {
+    Options => Config, config::Error => Server; "failed to start checkpoint-shim", "checkpoint-shim failed"
+}

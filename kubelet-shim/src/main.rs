@@ -1,26 +1,7 @@
-//! `checkpoint-shim`: options → validate → config → serve until SIGTERM.
-
-use std::process::ExitCode;
-
-use anyhow::Context;
-use apiserver_lib::logging;
-use clap::Parser;
-use kubelet_shim::{Config, Options, Server};
+//! `checkpoint-shim`: options → validate → config → serve until SIGTERM, as
+//! [`apiserver_lib::command::run`] runs both servers.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    logging::exit_code(run().await)
-}
-
-async fn run() -> anyhow::Result<()> {
-    let opts = Options::parse();
-    opts.logging.init();
-    opts.validate()?;
-    let config = Config::from_options(&opts)
-        .await
-        .context("failed to start checkpoint-shim")?;
-    Server::new(config)
-        .run_until(logging::shutdown_signal())
-        .await
-        .context("checkpoint-shim failed")
+async fn main() -> std::process::ExitCode {
+    apiserver_lib::command::run::<kubelet_shim::Options>().await
 }
