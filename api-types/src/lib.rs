@@ -8,6 +8,7 @@
 //! * [`PodCheckpointOptions`], the request options (mirrors the proposal's
 //!   `PodCheckpointOptions` in `k8s.io/api/core/v1`);
 //! * [`ContainerCheckpoint`], the object returned on success;
+//! * [`ContainerRef`], the container a checkpoint is of (`namespace/pod/container`);
 //! * [`CheckpointResponse`], the kubelet's `{"items": [...]}` answer;
 //! * [`PodCheckpoint`], the declarative custom resource of `checkpoint.kcr.dev`
 //!   ([`podcheckpoint`]) and its CRD;
@@ -19,6 +20,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod container_ref;
 pub mod discovery;
 pub mod duration;
 pub mod features;
@@ -30,6 +32,7 @@ pub mod timeouts;
 pub mod validation;
 
 pub use checkpoint::{ContainerCheckpoint, ContainerCheckpointSpec, ContainerCheckpointStatus};
+pub use container_ref::ContainerRef;
 pub use kubelet::CheckpointResponse;
 pub use options::PodCheckpointOptions;
 pub use podcheckpoint::{PodCheckpoint, PodCheckpointSpec, PodCheckpointStatus};

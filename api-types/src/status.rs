@@ -121,8 +121,63 @@ pub fn unauthorized() -> Status {
     failure(StatusReason::Unauthorized, "Unauthorized", None)
 }
 
-/// 403 in the words of the RBAC authorizer:
-/// `pods "P" is forbidden: User "U" cannot checkpoint resource "pods" in API group "" in the namespace "NS"`.
+/// What a denied request asked for, as the RBAC authorizer names it in its
+/// message (the fields of `authorizer.AttributesRecord` that
+/// `responsewriters.forbiddenMessage` reads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForbiddenRequest<'a> {
+    pub user: &'a str,
+    pub verb: &'a str,
+    /// API group; empty for the core group.
+    pub group: &'a str,
+    /// `pods`, or `pods/checkpoint` with a subresource.
+    pub resource: &'a str,
+    /// Empty for a cluster-scoped request.
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl ForbiddenRequest<'_> {
+    /// 403 in the words of the RBAC authorizer:
+    /// `pods "P" is forbidden: User "U" cannot checkpoint resource "pods" in API group "" in the namespace "NS"`,
+    /// then `: reason` when the authorizer gave one.
+    pub fn status(&self, reason: &str) -> Status {
+        let (user, verb, group, resource) = (self.user, self.verb, self.group, self.resource);
+        let (namespace, name) = (self.namespace, self.name);
+        // The object is named by its resource without the subresource, qualified by group.
+        let (res, _) = resource.split_once('/').unwrap_or((resource, ""));
+        let qualified = if group.is_empty() {
+            res.to_owned()
+        } else {
+            format!("{res}.{group}")
+        };
+        let object = if name.is_empty() {
+            qualified
+        } else {
+            format!("{qualified} \"{name}\"")
+        };
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_owned()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        let mut message = format!(
+            "{object} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+        );
+        if !reason.is_empty() {
+            message.push_str(": ");
+            message.push_str(reason);
+        }
+        failure(
+            StatusReason::Forbidden,
+            message,
+            Some(details(group, res, name)),
+        )
+    }
+}
+
+/// 403 in the words of the RBAC authorizer; the positional form of
+/// [`ForbiddenRequest::status`], kept for existing callers.
 pub fn forbidden(
     user: &str,
     verb: &str,
@@ -132,35 +187,15 @@ pub fn forbidden(
     name: &str,
     reason: &str,
 ) -> Status {
-    // The object is named by its resource without the subresource, qualified by group.
-    let (res, _) = resource.split_once('/').unwrap_or((resource, ""));
-    let qualified = if group.is_empty() {
-        res.to_owned()
-    } else {
-        format!("{res}.{group}")
-    };
-    let object = if name.is_empty() {
-        qualified
-    } else {
-        format!("{qualified} \"{name}\"")
-    };
-    let scope = if namespace.is_empty() {
-        "at the cluster scope".to_owned()
-    } else {
-        format!("in the namespace \"{namespace}\"")
-    };
-    let mut message = format!(
-        "{object} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
-    );
-    if !reason.is_empty() {
-        message.push_str(": ");
-        message.push_str(reason);
+    ForbiddenRequest {
+        user,
+        verb,
+        group,
+        resource,
+        namespace,
+        name,
     }
-    failure(
-        StatusReason::Forbidden,
-        message,
-        Some(details(group, res, name)),
-    )
+    .status(reason)
 }
 
 /// 404 for a pod: `pods "P" not found`.

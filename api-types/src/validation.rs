@@ -4,8 +4,6 @@
 //! Every server validates path segments with these functions before it uses
 //! them, so no file path or URL is ever built from unvalidated input.
 
-use std::fmt;
-
 /// Longest DNS-1123 label (namespaces, container names).
 pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
 /// Longest DNS-1123 subdomain (pod names).
@@ -178,20 +176,6 @@ pub fn parse_timeout_seconds(raw: &str, max: i64) -> Result<i64, ValidationError
     }
     let value: i64 = raw.parse().map_err(|_| invalid())?;
     validate_timeout_seconds(value, max).map_err(|_| invalid())
-}
-
-/// Display helper used by servers to name a target in messages: `ns/pod/container`.
-#[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
-    pub namespace: &'a str,
-    pub pod: &'a str,
-    pub container: &'a str,
-}
-
-impl fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.namespace, self.pod, self.container)
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //! `CheckpointFailed` Warning), written as core/v1 Events the way client-go's
 //! `record.EventRecorder` does. Recording never delays or fails a request:
 //! the kube-rs recorder writes in the background and only logs failures.
+//! A fake recorder is in [`crate::testing`].
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status, Time};
 use k8s_openapi::jiff::Timestamp;
 
 /// `source.component` / `reportingComponent` of our events.
@@ -60,46 +60,41 @@ pub struct PodEvent {
 }
 
 impl PodEvent {
-    /// `Checkpointed`: container, node and archive path.
-    pub fn checkpointed(
-        namespace: &str,
-        pod: &str,
-        pod_uid: &str,
-        container: &str,
-        node: &str,
-        archive: &str,
-    ) -> Self {
+    fn about(pod: &Pod, type_: EventType, reason: &'static str, message: String) -> Self {
         Self {
-            namespace: namespace.to_owned(),
-            pod: pod.to_owned(),
-            pod_uid: pod_uid.to_owned(),
-            type_: EventType::Normal,
-            reason: REASON_CHECKPOINTED,
-            message: format!("Checkpointed container {container} on node {node} to {archive}"),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            type_,
+            reason,
+            message,
         }
     }
 
-    /// `CheckpointFailed`: the Status reason and message.
-    pub fn failed(
-        namespace: &str,
-        pod: &str,
-        pod_uid: &str,
-        container: Option<&str>,
-        reason: &str,
-        message: &str,
-    ) -> Self {
+    /// `Checkpointed`: container, node and archive path.
+    pub fn checkpointed(pod: &Pod, container: &str, node: &str, archive: &str) -> Self {
+        Self::about(
+            pod,
+            EventType::Normal,
+            REASON_CHECKPOINTED,
+            format!("Checkpointed container {container} on node {node} to {archive}"),
+        )
+    }
+
+    /// `CheckpointFailed`: the Status reason and message (the container when it was chosen).
+    pub fn failed(pod: &Pod, container: Option<&str>, status: &Status) -> Self {
         let what = match container {
             Some(c) => format!("container {c}"),
             None => "a container".to_owned(),
         };
-        Self {
-            namespace: namespace.to_owned(),
-            pod: pod.to_owned(),
-            pod_uid: pod_uid.to_owned(),
-            type_: EventType::Warning,
-            reason: REASON_FAILED,
-            message: format!("Checkpoint of {what} failed ({reason}): {message}"),
-        }
+        let reason = status.reason.as_deref().unwrap_or("Unknown");
+        let message = status.message.as_deref().unwrap_or("");
+        Self::about(
+            pod,
+            EventType::Warning,
+            REASON_FAILED,
+            format!("Checkpoint of {what} failed ({reason}): {message}"),
+        )
     }
 
     /// The core/v1 Event, named `POD.HEX-NANOS` as client-go names them.
@@ -197,41 +192,28 @@ impl EventRecorder for KubeEventRecorder {
     }
 }
 
-/// Keeps events in memory.
-#[derive(Debug, Default)]
-pub struct FakeEventRecorder {
-    events: Mutex<Vec<PodEvent>>,
-}
-
-impl FakeEventRecorder {
-    pub fn events(&self) -> Vec<PodEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-}
-
-impl EventRecorder for FakeEventRecorder {
-    fn record(&self, event: PodEvent) {
-        if let Ok(mut e) = self.events.lock() {
-            e.push(event);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mock_api::{MockApi, Scenario};
+    use api_types::status;
+    use kcr_testkit::fixtures::running_pod;
 
     fn now() -> Timestamp {
         "2026-11-27T07:30:01Z".parse().unwrap()
     }
 
+    fn pod(ns: &str, name: &str, uid: &str) -> Pod {
+        let mut p = running_pod(ns, name, "node-1", &["app"]);
+        p.metadata.uid = (!uid.is_empty()).then(|| uid.to_owned());
+        p
+    }
+
     #[test]
     fn event_objects() {
+        let counter = pod("default", "counter", "uid-1");
         let ok = PodEvent::checkpointed(
-            "default",
-            "counter",
-            "uid-1",
+            &counter,
             "app",
             "node-1",
             "/var/lib/kubelet/checkpoints/checkpoint-counter_default-app-2026-11-27T07:30:00Z.tar",
@@ -241,12 +223,11 @@ mod tests {
             ok.to_event(now(), "checkpoint-apiserver-0")
         );
         let failed = PodEvent::failed(
-            "default",
-            "counter",
-            "uid-1",
+            &counter,
             Some("app"),
-            "InternalError",
-            "node node-1: checkpointing of default/counter/app failed (CRIU)",
+            &status::internal_error(
+                "node node-1: checkpointing of default/counter/app failed (CRIU)",
+            ),
         );
         insta::assert_json_snapshot!(
             "event_failed",
@@ -255,7 +236,7 @@ mod tests {
         let e = failed.to_event(now(), "i");
         assert_eq!(e.metadata.name.as_deref(), Some("counter.18ebd663e6d37a00"));
         assert_eq!(
-            PodEvent::failed("ns", "p", "", None, "BadRequest", "m").message,
+            PodEvent::failed(&pod("ns", "p", ""), None, &status::bad_request("m")).message,
             "Checkpoint of a container failed (BadRequest): m"
         );
     }
@@ -264,7 +245,7 @@ mod tests {
     async fn kube_recorder_writes_and_tolerates_failure() {
         let mock = MockApi::new(vec![]);
         let rec = KubeEventRecorder::new(mock.client(), "pod-0");
-        let ev = PodEvent::checkpointed("ns", "p", "u", "app", "n1", "/a.tar");
+        let ev = PodEvent::checkpointed(&pod("ns", "p", "u"), "app", "n1", "/a.tar");
         rec.write(&ev).await.unwrap();
         let recorded = mock.recorded();
         assert_eq!(recorded[0].line, "POST /api/v1/namespaces/ns/events");

@@ -3,42 +3,49 @@
 //! `POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/{ns}/pods/{pod}/checkpoint`.
 //!
 //! Mirrors `pkg/registry/core/pod/rest` (the subresource) and metrics-server's
-//! server pipeline: [`options::Options`] → [`options::Options::validate`] →
-//! [`server::Config`] (via [`server::Config::from_options`]) →
-//! [`server::Server::run_until`].
+//! server pipeline: [`Options`] → [`Options::validate`] →
+//! [`Config::from_options`] → [`Server::new`] → [`Server::run_until`].
 //!
 //! One file per concern, each dependency behind a narrow trait with a fake
-//! beside it:
-//! * [`checkpoint`]: the request flow of the subresource;
-//! * [`target`]: container choice, pod and container state, node address and port;
-//! * [`lookup`]: [`lookup::ClusterReader`] (pods, nodes) with kube-rs and a fake;
-//! * [`node`]: [`node::NodeClient`], the HTTPS call to the kubelet, and a fake;
+//! in [`testing`] (tests and the `testing` feature only):
+//! * [`options`]: the flags (`apiserver_lib::options` groups, [`options::KubeletClientOptions`]);
+//! * [`config`]: [`Config`], from the options;
+//! * [`server`]: routes, the filters in front of them, health, serving;
+//! * [`checkpoint`]: [`checkpoint::CheckpointREST`], the request flow of the subresource;
+//! * [`strategy`]: the pod's checks and the container choice;
+//! * [`listers`]: [`listers::PodLister`], [`listers::NodeLister`] through kube-rs;
+//! * [`kubelet_client`]: [`kubelet_client::KubeletClient`], the node address and
+//!   the HTTPS call to the kubelet;
 //! * [`concurrency`]: bounded checkpoints per node with a queue deadline;
-//! * [`events`]: [`events::EventRecorder`], Events on the pod, and a fake;
-//! * [`authentication`]: front-proxy/client-CA settings from flags or the
-//!   `extension-apiserver-authentication` ConfigMap;
+//! * [`events`]: [`events::EventRecorder`], Events on the pod;
 //! * [`discovery`], [`openapi`]: the documents;
-//! * [`metrics`]: the `/metrics` exposition;
-//! * [`options`], [`config`], [`server`]: the pipeline.
+//! * [`metrics`]: the `/metrics` exposition.
 
-pub mod authentication;
 pub mod checkpoint;
 pub mod concurrency;
 pub mod config;
 pub mod discovery;
 pub mod events;
-pub mod lookup;
+pub mod kubelet_client;
+pub mod listers;
 pub mod metrics;
-pub mod node;
 pub mod openapi;
 pub mod options;
 pub mod server;
-pub mod target;
+pub mod strategy;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(test)]
 mod mock_api;
 #[cfg(test)]
 mod tests;
 
+pub use config::Config;
 pub use options::Options;
-pub use server::{App, Config, Server, Settings};
+pub use server::Server;
+
+// `main` runs `apiserver_lib::command::run::<Options>()`.
+apiserver_lib::server_command! {
+    Options => Config, config::Error => Server; "failed to configure checkpoint-apiserver", "checkpoint-apiserver failed"
+}

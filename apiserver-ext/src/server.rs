@@ -1,123 +1,49 @@
-//! The server: routes, health checks and the TLS accept loop
+//! The server: routes, filters, health checks and the TLS accept loop
 //! (metrics-server's `server.RunUntil`).
 //!
 //! Routes: `/healthz`, `/livez`, `/readyz` (named checks, no
-//! authentication), `/metrics` (authenticated, `get /metrics` authorized), and everything else
-//! authenticated: discovery, OpenAPI, `pods/{pod}/checkpoint`; unknown paths
-//! are a 404 Status.
+//! authentication); everything else behind the authentication filter:
+//! `/metrics` (`get /metrics` authorized), discovery, OpenAPI and
+//! `pods/{pod}/checkpoint` (audited and counted, 401s included); unknown
+//! paths are a 404 Status.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use api_types::features::{CONTAINER_CHECKPOINT_API, FeatureGates};
-use api_types::{StatusReason, status};
-use apiserver_lib::StatusError;
-use apiserver_lib::authn::Authenticator;
-use apiserver_lib::authz::{Attributes, Authorizer, Decision};
+use api_types::status;
+use apiserver_lib::audit::Entry;
+use apiserver_lib::authentication::Authenticator;
+use apiserver_lib::authorization::{Attributes, Decision};
+use apiserver_lib::filters::{WithAudit, WithAuthentication};
 use apiserver_lib::health::{Check, HealthChecks};
-use axum::Router;
+use apiserver_lib::serve::{self, BindError};
+use apiserver_lib::status::outcome;
+use apiserver_lib::{StatusError, UserInfo};
 use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use http::{Method, StatusCode, header};
 
-use crate::concurrency::NodeLimiter;
+use crate::checkpoint::{self, CheckpointREST};
+use crate::config::Config;
 use crate::discovery::Document;
-use crate::events::EventRecorder;
-use crate::lookup::ClusterReader;
 use crate::metrics::{self, Metrics};
-use crate::node::NodeClient;
-use crate::target::AddressType;
 
 /// How long the `kube-apiserver` readiness check may take.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("failed to listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Request-handling settings (from the options).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub gates: FeatureGates,
-    pub max_timeout_seconds: i64,
-    pub max_request_body_bytes: usize,
-    pub address_types: Vec<AddressType>,
-    pub kubelet_port: Option<u16>,
-    /// Bound of the node call when the request gives no timeout.
-    pub kubelet_request_timeout: Duration,
-    /// Added to the request's timeout.
-    pub kubelet_timeout_margin: Duration,
-    pub node_queue_timeout: Duration,
-}
-
-impl Settings {
-    /// Defaults as the flags have them, with the gate as given.
-    pub fn with_gate(gate_on: bool) -> Self {
-        let spec = format!("{CONTAINER_CHECKPOINT_API}={gate_on}");
-        Self {
-            gates: FeatureGates::parse(api_types::features::APISERVER_GATES, &spec)
-                .unwrap_or_else(|_| FeatureGates::defaults(api_types::features::APISERVER_GATES)),
-            max_timeout_seconds: api_types::MAX_TIMEOUT_SECONDS,
-            max_request_body_bytes: crate::options::DEFAULT_MAX_REQUEST_BODY_BYTES,
-            address_types: vec![
-                AddressType::InternalIP,
-                AddressType::ExternalIP,
-                AddressType::Hostname,
-            ],
-            kubelet_port: None,
-            kubelet_request_timeout: api_types::timeouts::DEFAULT_RUNTIME_REQUEST_TIMEOUT,
-            kubelet_timeout_margin: api_types::timeouts::DEFAULT_KUBELET_TIMEOUT_MARGIN,
-            node_queue_timeout: Duration::from_secs(20),
-        }
-    }
-
-    pub fn gate_on(&self) -> bool {
-        self.gates.enabled(CONTAINER_CHECKPOINT_API)
-    }
-
-    /// How long a node call may take for a request timeout (0 = default).
-    pub fn call_deadline(&self, timeout_seconds: i64) -> Duration {
-        api_types::timeouts::Deadlines::new(timeout_seconds, self.kubelet_request_timeout).runtime()
-            + self.kubelet_timeout_margin
-    }
-}
-
-/// Everything a request needs; each dependency behind a narrow trait.
-#[derive(Debug)]
-pub struct App {
-    pub settings: Settings,
-    pub authn: Authenticator,
-    pub authz: Arc<dyn Authorizer>,
-    pub cluster: Arc<dyn ClusterReader>,
-    pub nodes: Arc<dyn NodeClient>,
-    pub events: Arc<dyn EventRecorder>,
-    pub metrics: Arc<Metrics>,
-    pub limiter: Arc<NodeLimiter>,
-}
-
-/// A complete configuration: where to listen, TLS, and the app.
-#[derive(Debug)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub app: App,
-}
 
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
     listen: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
-    app: Arc<App>,
+    authenticator: Arc<Authenticator>,
+    rest: Arc<CheckpointREST>,
+    api_server_check: Check,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -148,51 +74,61 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-async fn api(State(app): State<Arc<App>>, req: Request) -> Response {
+/// The audit entry of a checkpoint request, from its path (others are not audited).
+fn describe(req: &Request) -> Option<Entry> {
+    match route(req.uri().path()) {
+        Route::Checkpoint { namespace, pod } => Some(Entry {
+            namespace: checkpoint::decode(namespace),
+            pod: checkpoint::decode(pod),
+            ..Entry::default()
+        }),
+        _ => None,
+    }
+}
+
+/// Counts every answer of the checkpoint route by code and reason.
+async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let counted = matches!(route(req.uri().path()), Route::Checkpoint { .. });
+    let resp = next.run(req).await;
+    if counted {
+        let (code, reason) = outcome(&resp);
+        metrics.request(code, &reason);
+    }
+    resp
+}
+
+fn unauthorized(_: &apiserver_lib::authentication::Error) -> Response {
+    StatusError(status::unauthorized()).into_response()
+}
+
+async fn api(State(rest): State<Arc<CheckpointREST>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     match route(&path) {
-        Route::Checkpoint { namespace, pod } => {
-            crate::checkpoint::handle(app, req, namespace, pod).await
+        Route::Checkpoint { namespace, pod } => rest.handle(req, namespace, pod).await,
+        Route::Document(doc) if req.method() == Method::GET => {
+            doc.respond(rest.gate_on(), req.headers())
         }
-        other => {
-            let (parts, _) = req.into_parts();
-            if let Err(s) = crate::checkpoint::authenticate(&app, &parts).await {
-                return StatusError(s).into_response();
-            }
-            match other {
-                Route::Document(doc) if parts.method == Method::GET => {
-                    doc.respond(app.settings.gate_on(), &parts.headers)
-                }
-                Route::Document(_) => {
-                    StatusError(status::method_not_allowed(parts.method.as_str())).into_response()
-                }
-                _ => StatusError(status::not_found(
-                    "the server could not find the requested resource",
-                ))
-                .into_response(),
-            }
+        Route::Document(_) => {
+            StatusError(status::method_not_allowed(req.method().as_str())).into_response()
         }
+        Route::Unknown => StatusError(status::not_found(
+            "the server could not find the requested resource",
+        ))
+        .into_response(),
     }
 }
 
 /// `/metrics` for whoever may `get` the non-resource URL `/metrics`
 /// (Prometheus scrapers are granted it by RBAC, as for kube-apiserver's).
-async fn serve_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let user = match crate::checkpoint::authenticate(&app, &parts).await {
-        Ok(user) => user,
-        Err(s) => return StatusError(s).into_response(),
-    };
+async fn serve_metrics(
+    State(rest): State<Arc<CheckpointREST>>,
+    Extension(user): Extension<UserInfo>,
+) -> Response {
     let attrs = Attributes::non_resource(user, "get", "/metrics");
-    match app.authz.authorize(&attrs).await {
+    match rest.authorizer.authorize(&attrs).await {
         Ok(Decision::Allow) => {}
-        Ok(Decision::Deny(_)) => {
-            let message = format!(
-                "forbidden: User \"{}\" cannot get path \"/metrics\"",
-                attrs.user.name
-            );
-            return StatusError(status::failure(StatusReason::Forbidden, message, None))
-                .into_response();
+        Ok(Decision::Deny(reason)) => {
+            return StatusError(attrs.forbidden(&reason)).into_response();
         }
         Err(e) => {
             return StatusError(status::service_unavailable(format!(
@@ -201,7 +137,7 @@ async fn serve_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
             .into_response();
         }
     }
-    match app.metrics.encode() {
+    match rest.metrics.encode() {
         Ok(text) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
@@ -215,27 +151,34 @@ async fn serve_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
 impl Server {
     pub fn new(config: Config) -> Self {
         Self {
-            listen: config.listen,
-            tls: config.tls,
-            app: Arc::new(config.app),
+            listen: config.secure_serving.listen,
+            tls: config.secure_serving.tls,
+            authenticator: Arc::new(config.authenticator),
+            rest: Arc::new(config.rest),
+            api_server_check: config.api_server_check,
             shutting_down: Arc::default(),
         }
     }
 
+    /// The metrics served on `/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.rest.metrics.clone()
+    }
+
     /// The named health checks: livez `ping`; readyz `ping`, `kube-apiserver`
-    /// (the API server answers) and `shutdown` (fails once draining).
+    /// (the API server answers, within 5 s) and `shutdown` (fails once draining).
     pub fn health_checks(&self) -> HealthChecks {
-        let cluster = self.app.cluster.clone();
+        let api_server = self.api_server_check.clone();
         let shutting_down = self.shutting_down.clone();
         HealthChecks {
             livez: vec![Check::ping()],
             readyz: vec![
                 Check::ping(),
-                Check::new("kube-apiserver", move || {
-                    let cluster = cluster.clone();
+                Check::new(api_server.name.clone(), move || {
+                    let api_server = api_server.clone();
                     async move {
-                        match tokio::time::timeout(READY_CHECK_TIMEOUT, cluster.ready()).await {
-                            Ok(r) => r.map_err(|e| e.to_string()),
+                        match tokio::time::timeout(READY_CHECK_TIMEOUT, api_server.run()).await {
+                            Ok(r) => r,
                             Err(_) => Err("the API server did not answer in time".to_owned()),
                         }
                     }
@@ -254,12 +197,19 @@ impl Server {
         }
     }
 
-    /// All routes.
+    /// All routes, behind their filters.
     pub fn router(&self) -> Router {
-        Router::new()
+        let api = Router::new()
             .route("/metrics", get(serve_metrics))
             .fallback(api)
-            .with_state(self.app.clone())
+            .with_state(self.rest.clone());
+        let api = WithAuthentication::new(self.authenticator.clone(), unauthorized).wrap(api);
+        let api = api.layer(axum::middleware::from_fn_with_state(
+            self.rest.metrics.clone(),
+            count,
+        ));
+        WithAudit::new(describe)
+            .wrap(api)
             .merge(self.health_checks().router())
     }
 
@@ -267,13 +217,8 @@ impl Server {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
-    ) -> Result<(), Error> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| Error::Listen {
-                addr: self.listen,
-                source,
-            })?;
+    ) -> Result<(), BindError> {
+        let listener = serve::bind(self.listen).await?;
         self.serve_on(listener, shutdown).await;
         Ok(())
     }
@@ -285,7 +230,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, gate = %self.app.settings.gates.to_spec(), "serving");
+            tracing::info!(%addr, gate = %self.rest.feature_gates.to_spec(), "serving");
         }
         let router = self.router();
         let flag = self.shutting_down.clone();
@@ -293,7 +238,7 @@ impl Server {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
         };
-        apiserver_lib::serve::serve_tls(listener, self.tls.clone(), router, shutdown).await;
+        serve::serve_tls(listener, self.tls.clone(), router, shutdown).await;
         tracing::info!("stopped");
     }
 }
@@ -331,20 +276,5 @@ mod tests {
         );
         assert_eq!(route("/"), Route::Unknown);
         assert_eq!(route(""), Route::Unknown);
-    }
-
-    #[test]
-    fn deadlines() {
-        let s = Settings::with_gate(true);
-        assert!(s.gate_on());
-        assert!(!Settings::with_gate(false).gate_on());
-        // The runtime timeout (2m by default), then the node's 5s grace, then this server's 5s.
-        assert_eq!(s.call_deadline(0), Duration::from_secs(130));
-        assert_eq!(s.call_deadline(2), Duration::from_secs(12));
-        assert_eq!(s.call_deadline(-1), Duration::from_secs(130));
-        assert_eq!(
-            s.call_deadline(2),
-            api_types::timeouts::Deadlines::new(2, s.kubelet_request_timeout).extension()
-        );
     }
 }

@@ -13,111 +13,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver_ext::concurrency::NodeLimiter;
-use apiserver_ext::events::FakeEventRecorder;
-use apiserver_ext::lookup::FakeClusterReader;
-use apiserver_ext::metrics::Metrics;
-use apiserver_ext::node::{Credentials, HttpsNodeClient};
-use apiserver_ext::{App, Config, Server, Settings};
-use apiserver_lib::authn::{Authenticator, RequestHeaderConfig};
-use apiserver_lib::authz::StaticAuthorizerForTesting;
+use apiserver_ext::Server;
+use apiserver_ext::kubelet_client::{Credentials, HttpsKubeletClient};
+use apiserver_ext::testing::{FakeListers, Fakes};
+use apiserver_lib::authentication::Authenticator;
+use apiserver_lib::authorization::StaticAuthorizerForTesting;
+use apiserver_lib::options::SecureServingInfo;
 use apiserver_lib::pki::{Ca, Pem};
-use apiserver_lib::tls::{self, CaVerifier, ServerTrust, ServingCert};
+use apiserver_lib::tls::{self, CaVerifier, ServerTrust};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStatus, DaemonEndpoint, Node,
-    NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod, PodSpec, PodStatus,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kcr_testkit::fake_cri::{CheckpointMode, FakeContainer, FakeCri};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::oneshot;
+use kcr_testkit::fixtures::{local_node, running_pod};
+use kcr_testkit::harness::{InProcess, certs, free_port, identity, write_file};
 
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
-}
-
-fn identity(pem: &Pem) -> ServingCert {
-    ServingCert {
-        chain: certs(&pem.cert),
-        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn pod(name: &str, node: &str, containers: &[&str]) -> Pod {
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            uid: Some(format!("uid-{name}")),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            node_name: Some(node.into()),
-            containers: containers
-                .iter()
-                .map(|c| Container {
-                    name: (*c).into(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
-        status: Some(PodStatus {
-            phase: Some("Running".into()),
-            container_statuses: Some(
-                containers
-                    .iter()
-                    .map(|c| ContainerStatus {
-                        name: (*c).into(),
-                        state: Some(ContainerState {
-                            running: Some(ContainerStateRunning::default()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
-    }
-}
-
-fn node(name: &str, port: u16) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: None,
-        status: Some(NodeStatus {
-            addresses: Some(vec![NodeAddress {
-                type_: "InternalIP".into(),
-                address: "127.0.0.1".into(),
-            }]),
-            daemon_endpoints: Some(NodeDaemonEndpoints {
-                kubelet_endpoint: Some(DaemonEndpoint {
-                    port: i32::from(port),
-                }),
-            }),
-            ..Default::default()
-        }),
-    }
+fn pod(name: &str, node: &str, containers: &[&str]) -> k8s_openapi::api::core::v1::Pod {
+    running_pod("default", name, node, containers)
 }
 
 struct Shim {
     port: u16,
     root: PathBuf,
-    _stop: oneshot::Sender<()>,
+    _server: InProcess,
 }
 
 /// A real checkpoint-shim, configured through its own flags.
@@ -131,8 +49,8 @@ async fn start_shim(
 ) -> Shim {
     let root = dir.join(format!("{name}-root"));
     std::fs::create_dir_all(&root).unwrap();
-    let cert = write(dir, &format!("{name}.crt"), &serving.cert);
-    let key = write(dir, &format!("{name}.key"), &serving.key);
+    let cert = write_file(dir, &format!("{name}.crt"), &serving.cert);
+    let key = write_file(dir, &format!("{name}.key"), &serving.key);
     let endpoint = format!("unix://{}", socket.display());
     let mut args = vec![
         "checkpoint-shim".to_owned(),
@@ -147,17 +65,17 @@ async fn start_shim(
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let opts = <kubelet_shim::Options as clap::Parser>::try_parse_from(&args).unwrap();
-    let config = opts.validate().unwrap();
-    let server = kubelet_shim::Server::new(config).await.unwrap();
-    let port = server.local_addr().unwrap().port();
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(server.run_until(async {
-        let _ = rx.await;
-    }));
+    opts.validate().unwrap();
+    let config = kubelet_shim::Config::from_options(&opts).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = InProcess::spawn("checkpoint-shim", |shutdown| {
+        kubelet_shim::Server::new(config).serve_on(listener, shutdown)
+    });
     Shim {
         port,
         root,
-        _stop: tx,
+        _server: server,
     }
 }
 
@@ -166,12 +84,12 @@ struct Stack {
     server_ca: Ca,
     proxy: Pem,
     fake: FakeCri,
-    events: Arc<FakeEventRecorder>,
+    fakes: Fakes,
     shim1: Shim,
     _shims: Vec<Shim>,
     _cri: kcr_testkit::fake_cri::UnixServer,
     _tmp: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    _server: InProcess,
 }
 
 async fn stack() -> Stack {
@@ -189,7 +107,8 @@ async fn stack() -> Stack {
     // Node PKI: the kubelets' serving CA, and the CA of kubelet clients.
     let node_ca = Ca::new("node-ca").unwrap();
     let kubelet_client_ca = Ca::new("kubelet-client-ca").unwrap();
-    let kubelet_client_ca_file = write(dir, "kubelet-client-ca.crt", &kubelet_client_ca.pem.cert);
+    let kubelet_client_ca_file =
+        write_file(dir, "kubelet-client-ca.crt", &kubelet_client_ca.pem.cert);
     let serving = node_ca.server("node", &["localhost", "127.0.0.1"]).unwrap();
     let allow_us = "--authorization-allow-users-for-testing=checkpoint-apiserver";
     let shim1 = start_shim(
@@ -219,26 +138,23 @@ async fn stack() -> Stack {
         &["--authorization-allow-users-for-testing=someone-else"],
     )
     .await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
 
-    let cluster = FakeClusterReader::new()
+    let cluster = FakeListers::new()
         .with_pod(pod("web", "node-1", &["app", "sidecar"]))
         .with_pod(pod("web-gate", "node-2", &["app"]))
         .with_pod(pod("web-down", "node-3", &["app"]))
         .with_pod(pod("web-forbid", "node-4", &["app"]))
-        .with_node(node("node-1", shim1.port))
-        .with_node(node("node-2", shim2.port))
-        .with_node(node("node-3", closed))
-        .with_node(node("node-4", shim4.port));
+        .with_node(local_node("node-1", shim1.port))
+        .with_node(local_node("node-2", shim2.port))
+        .with_node(local_node("node-3", closed))
+        .with_node(local_node("node-4", shim4.port));
 
     // The apiserver's identity towards nodes.
     let our_cert = kubelet_client_ca
         .client("checkpoint-apiserver", &[])
         .unwrap();
-    let nodes = HttpsNodeClient::new(
+    let kubelet_client = HttpsKubeletClient::new(
         ServerTrust::Ca(certs(&node_ca.pem.cert)),
         Some(identity(&our_cert)),
         Credentials::None,
@@ -253,53 +169,47 @@ async fn stack() -> Stack {
         .server("checkpoint-apiserver", &["localhost", "127.0.0.1"])
         .unwrap();
     let proxy_cas = certs(&proxy_ca.pem.cert);
-    let tls_config = tls::server_config(identity(&serving), &proxy_cas).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
 
-    let mut settings = Settings::with_gate(true);
-    settings.kubelet_timeout_margin = Duration::from_secs(3);
-    let events = Arc::new(FakeEventRecorder::default());
-    let app = App {
-        settings,
-        authn: Authenticator {
-            request_header: Some(RequestHeaderConfig::with_default_headers(
+    let fakes = Fakes::new(cluster);
+    let authenticator = Authenticator {
+        request_header: Some(
+            apiserver_lib::authentication::RequestHeaderConfig::with_default_headers(
                 CaVerifier::new(&proxy_cas, Path::new("front-proxy-ca")).unwrap(),
                 vec!["front-proxy-client".into()],
-            )),
-            client_ca: None,
-            token: None,
-        },
-        authz: Arc::new(StaticAuthorizerForTesting {
+            ),
+        ),
+        client_ca: None,
+        token: None,
+    };
+    let mut config = fakes.config(
+        authenticator,
+        Arc::new(StaticAuthorizerForTesting {
             users: vec!["alice".into()],
             groups: vec![],
         }),
-        cluster: Arc::new(cluster),
-        nodes: Arc::new(nodes),
-        events: events.clone(),
-        metrics: Arc::new(Metrics::new()),
-        limiter: Arc::new(NodeLimiter::new(2)),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(Config {
+    );
+    config.secure_serving = SecureServingInfo {
         listen: addr,
-        tls: tls_config,
-        app,
+        tls: tls::server_config(identity(&serving), &proxy_cas).unwrap(),
+    };
+    config.rest.kubelet.timeout_margin = Duration::from_secs(3);
+    config.rest.kubelet_client = Arc::new(kubelet_client);
+    let server = InProcess::spawn("checkpoint-apiserver", |shutdown| {
+        Server::new(config).serve_on(listener, shutdown)
     });
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(server.serve_on(listener, async {
-        let _ = rx.await;
-    }));
     Stack {
         addr,
         server_ca,
         proxy,
         fake,
-        events,
+        fakes,
         shim1,
         _shims: vec![shim2, shim4],
         _cri: cri,
         _tmp: tmp,
-        _stop: tx,
+        _server: server,
     }
 }
 
@@ -368,7 +278,7 @@ async fn checkpoint_through_the_real_shim() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].container_id, "c-app");
     assert_eq!(requests[0].timeout, 10);
-    assert_eq!(s.events.events()[0].reason, "Checkpointed");
+    assert_eq!(s.fakes.events.events()[0].reason, "Checkpointed");
 
     // Two containers, none named: the list, before any node call.
     let (code, body) = s.post("alice", true, "web", "").await;

@@ -7,14 +7,14 @@
 //! binary itself: it serves, and SIGTERM stops it cleanly.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apiserver_ext::{Config, Options, Server};
 use apiserver_lib::pki::{Ca, Pem};
 use apiserver_lib::serve;
-use apiserver_lib::tls::{self, ServerTrust, ServingCert};
+use apiserver_lib::tls::{self, ServerTrust};
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
@@ -22,20 +22,8 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use kcr_testkit::harness::{InProcess, Process, certs, free_port, identity, wait_ready};
 use serde_json::{Value, json};
-
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
-}
-
-fn identity(pem: &Pem) -> ServingCert {
-    ServingCert {
-        chain: certs(&pem.cert),
-        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
-    }
-}
 
 type Log = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -194,6 +182,7 @@ async fn options_to_config_to_server() {
         "--kubelet-insecure-tls".into(),
     ])
     .unwrap();
+    opts.validate().unwrap();
     let config = Config::from_options(&opts).await.unwrap();
     assert!(
         cert_dir.join("apiserver.crt").is_file(),
@@ -201,10 +190,9 @@ async fn options_to_config_to_server() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(Server::new(config).serve_on(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = InProcess::spawn("checkpoint-apiserver", |shutdown| {
+        Server::new(config).serve_on(listener, shutdown)
+    });
 
     let (code, body) = post(port, None, &proxy, "alice").await;
     assert_eq!(code, 200, "{body:#}");
@@ -251,11 +239,7 @@ async fn options_to_config_to_server() {
     assert_eq!(event["involvedObject"]["uid"], "uid-web");
 
     // Graceful shutdown: the serve loop returns.
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,53 +249,27 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     let log: Log = Arc::default();
     let api = mock_api(&proxy_ca.pem.cert, 1, log).await;
     let kc = kubeconfig(tmp.path(), &api);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(env!("CARGO_BIN_EXE_checkpoint-apiserver"))
-        .args([
+    let port = free_port();
+    let mut child = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_checkpoint-apiserver")).args([
             format!("--kubeconfig={}", kc.display()),
             format!("--cert-dir={}", tmp.path().join("certs").display()),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={port}"),
             "--kubelet-insecure-tls".into(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ]),
+        &tmp.path().join("apiserver.log"),
+    )
+    .unwrap();
     // Ready: /readyz answers ok (the API server is reachable).
-    let cfg = tls::client_config(ServerTrust::InsecureSkipVerify, None).unwrap();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(cfg)
-        .https_only()
-        .enable_http1()
-        .build();
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let mut ready = false;
-    for _ in 0..100 {
-        let req = http::Request::get(format!("https://localhost:{port}/readyz"))
-            .body(Full::new(bytes::Bytes::new()))
-            .unwrap();
-        if let Ok(resp) = client.request(req).await
-            && resp.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "checkpoint-apiserver did not become ready");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    wait_ready(port, None, "/readyz", Duration::from_secs(20), || {
+        child.alive()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("checkpoint-apiserver did not become ready: {e}"));
+    let status = child.terminate().await.unwrap();
+    let stderr = child.log();
+    assert!(status.success(), "{stderr}");
     assert!(stderr.contains("received SIGTERM"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
 }

@@ -39,6 +39,26 @@ impl Check {
         }
     }
 
+    /// Run the check: `Err` with the reason it failed.
+    pub fn run(&self) -> BoxFuture<'static, Result<(), String>> {
+        (self.run)()
+    }
+
+    /// The `kube-apiserver` check of a server that needs the API server:
+    /// it answers `/version` through `client`.
+    pub fn kube_apiserver(client: kube::Client) -> Self {
+        Self::new("kube-apiserver", move || {
+            let client = client.clone();
+            async move {
+                client
+                    .apiserver_version()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("failed to read the API server version: {e}"))
+            }
+        })
+    }
+
     /// The `ping` check, always ok.
     pub fn ping() -> Self {
         Self::new("ping", || async { Ok(()) })

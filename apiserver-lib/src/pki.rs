@@ -94,13 +94,8 @@ impl Ca {
 
     /// A client certificate: CN is the user, each O a group (Kubernetes' rule).
     pub fn client(&self, cn: &str, groups: &[&str]) -> Result<Pem, Error> {
-        let now = OffsetDateTime::now_utc();
-        self.client_valid(
-            cn,
-            groups,
-            now - Duration::hours(1),
-            now + Duration::days(365),
-        )
+        let (not_before, not_after) = a_year();
+        self.client_valid(cn, groups, not_before, not_after)
     }
 
     /// A client certificate with explicit validity (to make expired ones).
@@ -111,21 +106,13 @@ impl Ca {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<Pem, Error> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(cn, groups)?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        })
+        self.issue(
+            cn,
+            groups,
+            &[],
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+            (not_before, not_after),
+        )
     }
 
     /// A certificate for both serving (`hosts`) and client authentication
@@ -136,6 +123,39 @@ impl Ca {
         groups: &[&str],
         hosts: &[&str],
     ) -> Result<Pem, Error> {
+        self.issue(
+            cn,
+            groups,
+            hosts,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            a_year(),
+        )
+    }
+
+    /// A serving certificate for DNS names and IP addresses.
+    pub fn server(&self, cn: &str, hosts: &[&str]) -> Result<Pem, Error> {
+        self.issue(
+            cn,
+            &[],
+            hosts,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+            a_year(),
+        )
+    }
+
+    /// A certificate signed by this CA: subject CN and O, subject
+    /// alternative names `hosts`, extended key `usages`, valid `(from, to)`.
+    fn issue(
+        &self,
+        cn: &str,
+        groups: &[&str],
+        hosts: &[&str],
+        usages: &[ExtendedKeyUsagePurpose],
+        (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Pem, Error> {
         let key = KeyPair::generate()?;
         let mut params =
             CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
@@ -144,40 +164,21 @@ impl Ca {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(365);
+        params.extended_key_usages = usages.to_vec();
+        params.not_before = not_before;
+        params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Pem {
             cert: cert.pem(),
             key: key.serialize_pem(),
         })
     }
+}
 
-    /// A serving certificate for DNS names and IP addresses.
-    pub fn server(&self, cn: &str, hosts: &[&str]) -> Result<Pem, Error> {
-        let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name = dn(cn, &[])?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(365);
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        })
-    }
+/// From an hour ago to a year from now.
+fn a_year() -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    (now - Duration::hours(1), now + Duration::days(365))
 }
 
 #[cfg(test)]

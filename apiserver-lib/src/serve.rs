@@ -34,13 +34,29 @@ pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The client certificate chain the peer presented (possibly empty), not yet
-/// judged: see [`crate::authn`].
+/// judged: see [`crate::authentication`].
 #[derive(Debug, Clone, Default)]
 pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 
 /// The peer's address.
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub SocketAddr);
+
+/// The address a server was told to listen on cannot be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Listen on `addr` (`--bind-address`/`--address` and the port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
 
 /// Serve `router` over TLS on `listener` until `shutdown` resolves, then let
 /// requests in flight finish (up to [`DRAIN_TIMEOUT`]).

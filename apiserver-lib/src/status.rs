@@ -49,29 +49,42 @@ impl std::error::Error for StatusError {}
 
 /// JSON response with `application/json`.
 pub fn json_response<T: serde::Serialize>(code: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut resp = (code, bytes).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp
-        }
+    let (code, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (code, bytes),
         Err(e) => {
             let fallback = status::internal_error(format!("failed to encode response: {e}"));
-            let mut resp = (
+            (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 serde_json::to_vec(&fallback).unwrap_or_default(),
             )
-                .into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp
         }
-    }
+    };
+    let mut resp = (code, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The outcome of an answer, for metrics and audit: its code and reason —
+/// the Status reason when the answer is a [`StatusError`], `Success` for 2xx,
+/// else the reason the code maps to (`StatusReason::from_code`), else the
+/// code's canonical phrase without spaces (`TooManyRequests`).
+pub fn outcome(resp: &Response) -> (u16, String) {
+    let code = resp.status();
+    let reason = match resp.extensions().get::<StatusError>() {
+        Some(e) => e.reason().to_owned(),
+        None if code.is_success() => "Success".to_owned(),
+        None => api_types::StatusReason::from_code(code.as_u16())
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_else(|| {
+                code.canonical_reason()
+                    .unwrap_or("Unknown")
+                    .replace(' ', "")
+            }),
+    };
+    (code.as_u16(), reason)
 }
 
 impl IntoResponse for StatusError {
@@ -93,5 +106,17 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
         assert!(resp.extensions().get::<StatusError>().is_some());
+        assert_eq!(outcome(&resp), (404, "NotFound".to_owned()));
+    }
+
+    #[test]
+    fn outcomes_of_plain_answers() {
+        let plain = |code: StatusCode| outcome(&(code, "text").into_response());
+        assert_eq!(plain(StatusCode::OK), (200, "Success".to_owned()));
+        assert_eq!(plain(StatusCode::CONFLICT), (409, "Conflict".to_owned()));
+        assert_eq!(
+            plain(StatusCode::TOO_MANY_REQUESTS),
+            (429, "TooManyRequests".to_owned())
+        );
     }
 }

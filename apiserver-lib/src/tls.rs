@@ -1,7 +1,7 @@
 //! TLS for the servers (and the client config servers use to call out).
 //!
 //! Client certificates are *requested* by the handshake but judged by
-//! [`crate::authn`]: the handshake only proves the peer holds the key of the
+//! [`crate::authentication`]: the handshake only proves the peer holds the key of the
 //! certificate it shows ([`RequestClientCert`]); whether that certificate is
 //! signed by the right CA, unexpired and for client auth is decided per
 //! request by a [`CaVerifier`], so a stranger's certificate earns a 401
@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -93,8 +93,13 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         path: path.into(),
         source,
     })?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| Error::Pem {
-        path: path.into(),
+    parse_key(&bytes, path)
+}
+
+/// Parse a PEM private key; `origin` names it in errors.
+pub fn parse_key(pem: &[u8], origin: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| Error::Pem {
+        path: origin.into(),
         reason: e.to_string(),
     })
 }
@@ -114,30 +119,102 @@ impl ServingCert {
         })
     }
 
-    /// Like kube's `--cert-dir`: use `<dir>/<name>.crt` and `.key` when they
-    /// exist, else generate a self-signed pair for `hosts` and keep it there
-    /// (key 0600, directory 0700).
+    /// Like kube's `--cert-dir`: a pair `<dir>/<name>.crt` and `.key` put
+    /// there (a mounted Secret) is used when nobody else could have written
+    /// it; else a self-signed pair for `hosts` is generated once and kept,
+    /// key 0600, in a directory only this user can enter: `dir` itself when
+    /// it is ours (created 0700, or narrowed to 0700), else `<dir>/<name>`,
+    /// created for the purpose. A directory of another user — the root-owned
+    /// 0777 emptyDir a kubelet makes for a pod running as non-root — is
+    /// never changed.
     pub fn self_signed_in(dir: &Path, name: &str, hosts: &[String]) -> Result<Self> {
-        let cert_path = dir.join(format!("{name}.crt"));
-        let key_path = dir.join(format!("{name}.key"));
+        let pair = |d: &Path| (d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
+        let (cert_path, key_path) = pair(dir);
+        if cert_path.exists() && key_path.exists() && provided(dir) {
+            return Self::load(&cert_path, &key_path);
+        }
+        let private = private_dir(dir, name)?;
+        let (cert_path, key_path) = pair(&private);
         if cert_path.exists() && key_path.exists() {
             return Self::load(&cert_path, &key_path);
         }
-        fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.into(),
-            source,
-        })?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
-            Error::Write {
-                path: dir.into(),
-                source,
-            }
-        })?;
         let (cert_pem, key_pem) = generate_self_signed(hosts)?;
         write_private(&key_path, key_pem.as_bytes())?;
         write_private(&cert_path, cert_pem.as_bytes())?;
+        tracing::info!(dir = %private.display(), "generated a self-signed serving certificate");
         Self::load(&cert_path, &key_path)
     }
+}
+
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// `dir` is someone else's (a mounted Secret) and only its owner may write
+/// it: files there were provided, not planted.
+fn provided(dir: &Path) -> bool {
+    fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() != euid() && m.mode() & 0o022 == 0)
+}
+
+/// A directory of ours, 0700, not a symbolic link: `dir` when it is ours or
+/// does not exist yet, else a new `<dir>/<name>`.
+fn private_dir(dir: &Path, name: &str) -> Result<PathBuf> {
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Write { path, source }
+    };
+    if let Err(e) = fs::symlink_metadata(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(err(dir)(e));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err(dir))?;
+    }
+    let meta = fs::symlink_metadata(dir).map_err(err(dir))?;
+    if meta.uid() == euid() {
+        return ours_and_private(dir, &meta).map(|()| dir.to_owned());
+    }
+    let sub = dir.join(name);
+    tracing::info!(
+        dir = %dir.display(),
+        owner = meta.uid(),
+        "the certificate directory belongs to another user; keeping the serving pair in a subdirectory of our own"
+    );
+    match fs::DirBuilder::new().mode(0o700).create(&sub) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(&sub)(e)),
+    }
+    let meta = fs::symlink_metadata(&sub).map_err(err(&sub))?;
+    if meta.uid() != euid() {
+        return Err(err(&sub)(std::io::Error::other(format!(
+            "exists and belongs to uid {}, not to this process's uid {}",
+            meta.uid(),
+            euid()
+        ))));
+    }
+    ours_and_private(&sub, &meta).map(|()| sub)
+}
+
+/// `dir` (ours) is a real directory, narrowed to 0700 if it was wider.
+fn ours_and_private(dir: &Path, meta: &fs::Metadata) -> Result<()> {
+    let fail = |source| Error::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    if !meta.file_type().is_dir() {
+        return Err(fail(std::io::Error::other(
+            "not a directory (symbolic links are not followed)",
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Generate a self-signed serving certificate for `hosts` (DNS names or IPs);
@@ -242,6 +319,32 @@ impl CaVerifier {
     }
 }
 
+/// The handshake signature checks of a verifier with an `algs` field: the
+/// same for both sides, whatever the verifier decides about certificates.
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
 /// The handshake side of client authentication: asks for a certificate
 /// (hinting the given CAs), does not require one, accepts any the peer proves
 /// it holds the key of. Judging it is [`CaVerifier`]'s job, per request.
@@ -287,25 +390,7 @@ impl ClientCertVerifier for RequestClientCert {
         // Judged per request by a CaVerifier; see the module docs.
         Ok(ClientCertVerified::assertion())
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// A server config: the serving certificate, client certificates requested
@@ -377,25 +462,7 @@ impl ServerCertVerifier for SkipServerVerification {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// The subject of a client certificate the way Kubernetes reads it:
@@ -409,4 +476,70 @@ pub fn subject_of(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
         .filter_map(|o| o.as_str().ok().map(str::to_owned))
         .collect();
     Some((cn, groups))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_cert_dir_of_ours_is_made_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let hosts = ["localhost".to_owned()];
+        ServingCert::self_signed_in(&dir, "apiserver", &hosts).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("apiserver.key")), 0o600);
+        // Existing and too open (as a kubelet makes an emptyDir): narrowed;
+        // the pair is kept.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let before = fs::read(dir.join("apiserver.crt")).unwrap();
+        ServingCert::self_signed_in(&dir, "apiserver", &hosts).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(fs::read(dir.join("apiserver.crt")).unwrap(), before);
+    }
+
+    #[test]
+    fn a_cert_dir_of_another_user_is_left_alone() {
+        // What the Deployment meets: an emptyDir owned by root, mode 0777,
+        // for a server running as another user. Here the roles are swapped
+        // (the test runs as root; the directory belongs to uid 65534).
+        assert_eq!(
+            euid(),
+            0,
+            "this test needs root to own a directory of another user (run the tests as root, as CI does)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("certs");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let hosts = ["localhost".to_owned()];
+        ServingCert::self_signed_in(&dir, "apiserver", &hosts).unwrap();
+        assert_eq!(mode(&dir), 0o777, "not ours: unchanged");
+        let sub = dir.join("apiserver");
+        assert_eq!(mode(&sub), 0o700);
+        assert!(sub.join("apiserver.crt").is_file());
+        assert!(!dir.join("apiserver.crt").exists());
+        // A pair planted in the shared directory is not trusted.
+        fs::copy(sub.join("apiserver.crt"), dir.join("apiserver.crt")).unwrap();
+        fs::copy(sub.join("apiserver.key"), dir.join("apiserver.key")).unwrap();
+        assert!(!provided(&dir));
+        // A subdirectory someone else made first is refused, by name.
+        fs::remove_dir_all(&sub).unwrap();
+        fs::create_dir(&sub).unwrap();
+        std::os::unix::fs::chown(&sub, Some(65534), Some(65534)).unwrap();
+        let err = ServingCert::self_signed_in(&dir, "apiserver", &hosts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "failed to write {}: exists and belongs to uid 65534, not to this process's uid 0",
+                sub.display()
+            )
+        );
+    }
 }

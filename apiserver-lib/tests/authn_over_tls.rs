@@ -1,35 +1,24 @@
 #![allow(clippy::unwrap_used)]
-//! The serving stack end to end over real TLS: which peers authenticate as
-//! whom, and which get 401.
+//! The serving stack end to end over real TLS, with the authentication
+//! filter in front of a handler that only reads the user from the request:
+//! which peers authenticate as whom, and which get 401.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use api_types::status;
-use apiserver_lib::authn::{Authenticator, RequestHeaderConfig, StaticTokensForTesting};
+use apiserver_lib::authentication::{Authenticator, RequestHeaderConfig, StaticTokensForTesting};
+use apiserver_lib::filters::WithAuthentication;
 use apiserver_lib::pki::{Ca, Pem};
-use apiserver_lib::tls::{self, CaVerifier, ServerTrust, ServingCert};
+use apiserver_lib::tls::{self, CaVerifier, ServerTrust};
 use apiserver_lib::{StatusError, UserInfo, serve};
-use axum::Router;
-use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Extension, Router};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-
-fn certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
-}
-
-fn identity(pem: &Pem) -> ServingCert {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
-    ServingCert {
-        chain: certs(&pem.cert),
-        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
-    }
-}
+use kcr_testkit::harness::{certs, identity};
 
 struct Fixture {
     addr: std::net::SocketAddr,
@@ -62,19 +51,14 @@ async fn start() -> Fixture {
         client_ca: Some(CaVerifier::new(&certs(&client_ca.pem.cert), Path::new("client")).unwrap()),
         token: Some(Arc::new(tokens)),
     });
-    let router = Router::new().route(
+    // The filter authenticates; the handler only reads who it was.
+    let router = WithAuthentication::new(authn, |_| {
+        StatusError(status::unauthorized()).into_response()
+    })
+    .wrap(Router::new().route(
         "/whoami",
-        get(move |req: Request| {
-            let authn = authn.clone();
-            async move {
-                let (parts, _) = req.into_parts();
-                match authn.authenticate(&parts).await {
-                    Ok((user, _)) => axum::Json(user).into_response(),
-                    Err(_) => StatusError(status::unauthorized()).into_response(),
-                }
-            }
-        }),
-    );
+        get(|Extension(user): Extension<UserInfo>| async move { axum::Json(user) }),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();

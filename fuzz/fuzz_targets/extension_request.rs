@@ -1,8 +1,9 @@
 //! checkpoint-apiserver's whole request handling in process: its router
-//! (`Server::router`) with the routes, percent-decoding, name validation,
-//! query and body options, in front of fakes (one pod `default/web` with
-//! container `app` on `node-1`; a node that always succeeds; a token for an
-//! allowed user). Input: `[METHOD ]TARGET\nBODY`.
+//! (`Server::router`) with the filters, routes, percent-decoding, name
+//! validation, query and body options, in front of the fakes of
+//! `apiserver_ext::testing` (one pod `default/web` with container `app` on
+//! `node-1`; a node that always succeeds; a token for an allowed user).
+//! Input: `[METHOD ]TARGET\nBODY`.
 //!
 //! Invariants: nothing panics; no 5xx (with these fakes only the request can
 //! be at fault); every failure of the API (all but health and metrics, which
@@ -20,16 +21,13 @@ use api_types::k8s_openapi::api::core::v1::{
     NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod, PodSpec, PodStatus,
 };
 use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use apiserver_ext::concurrency::NodeLimiter;
+use apiserver_ext::Server;
 use apiserver_ext::events::{EventRecorder, PodEvent};
-use apiserver_ext::lookup::FakeClusterReader;
-use apiserver_ext::metrics::Metrics;
-use apiserver_ext::node::{CheckpointCall, Error as NodeError, NodeClient};
-use apiserver_ext::{App, Config, Server, Settings};
+use apiserver_ext::kubelet_client::{CheckpointCall, Error as KubeletError, KubeletClient};
+use apiserver_ext::testing::{FakeListers, Fakes};
 use apiserver_lib::UserInfo;
-use apiserver_lib::authn::{Authenticator, StaticTokensForTesting};
-use apiserver_lib::authz::StaticAuthorizerForTesting;
-use apiserver_lib::tls::{self, ServingCert};
+use apiserver_lib::authentication::{Authenticator, StaticTokensForTesting};
+use apiserver_lib::authorization::StaticAuthorizerForTesting;
 use axum::Router;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
@@ -47,23 +45,19 @@ impl EventRecorder for NoEvents {
 #[derive(Debug)]
 struct CheckingNode;
 
-impl NodeClient for CheckingNode {
+impl KubeletClient for CheckingNode {
     fn checkpoint<'a>(
         &'a self,
         call: &'a CheckpointCall,
-    ) -> Pin<Box<dyn Future<Output = Result<String, NodeError>> + Send + 'a>> {
-        assert!(
-            api_types::validation::validate_target(&call.namespace, &call.pod, &call.container)
-                .is_ok(),
-            "{call:?}"
-        );
+    ) -> Pin<Box<dyn Future<Output = Result<String, KubeletError>> + Send + 'a>> {
+        assert!(call.container.validate().is_ok(), "{call:?}");
         assert!((0..=api_types::MAX_TIMEOUT_SECONDS).contains(&call.timeout_seconds));
         let url = call.url().expect("a node URL");
         assert!(!url.contains(".."), "{url}");
         Box::pin(async move {
             Ok(format!(
-                "/var/lib/kubelet/checkpoints/checkpoint-{}_{}-{}-2026-11-27T07:30:00Z.tar",
-                call.pod, call.namespace, call.container
+                "/var/lib/kubelet/checkpoints/{}",
+                call.container.archive_file_name(Default::default(), 1)
             ))
         })
     }
@@ -131,37 +125,20 @@ fn setup() -> (tokio::runtime::Runtime, Router) {
     tokens
         .tokens
         .insert("t".into(), UserInfo::new("alice", vec![]));
-    let app = App {
-        settings: Settings::with_gate(true),
-        authn: Authenticator {
+    let fakes = Fakes::new(FakeListers::new().with_pod(pod()).with_node(node()));
+    let mut config = fakes.config(
+        Authenticator {
             request_header: None,
             client_ca: None,
             token: Some(Arc::new(tokens)),
         },
-        authz: Arc::new(StaticAuthorizerForTesting {
+        Arc::new(StaticAuthorizerForTesting {
             users: vec!["alice".into()],
             groups: vec![],
         }),
-        cluster: Arc::new(FakeClusterReader::new().with_pod(pod()).with_node(node())),
-        nodes: Arc::new(CheckingNode),
-        events: Arc::new(NoEvents),
-        metrics: Arc::new(Metrics::new()),
-        limiter: Arc::new(NodeLimiter::new(2)),
-    };
-    let (cert, key) = tls::generate_self_signed(&[]).expect("a certificate");
-    let serving = ServingCert {
-        chain: tls::parse_certs(cert.as_bytes(), std::path::Path::new("fuzz")).expect("cert"),
-        key: {
-            use rustls::pki_types::PrivateKeyDer;
-            use rustls::pki_types::pem::PemObject;
-            PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key")
-        },
-    };
-    let config = Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        tls: tls::server_config(serving, &[]).expect("TLS"),
-        app,
-    };
+    );
+    config.rest.kubelet_client = Arc::new(CheckingNode);
+    config.rest.events = Arc::new(NoEvents);
     let router = Server::new(config).router();
     (runtime, router)
 }

@@ -9,27 +9,16 @@
 //! `0..=3600`.
 #![no_main]
 
-use api_types::validation::validate_target;
 use kubelet_shim::routes::{CheckpointRequest, parse_checkpoint_request};
 use libfuzzer_sys::fuzz_target;
 
 fn check(path: &str, query: Option<&str>) {
     match parse_checkpoint_request(path, query) {
-        Ok(CheckpointRequest {
-            namespace,
-            pod,
-            container,
-            timeout,
-        }) => {
-            assert!(validate_target(&namespace, &pod, &container).is_ok());
+        Ok(CheckpointRequest { container, timeout }) => {
+            assert!(container.validate().is_ok());
             assert!((0..=api_types::MAX_TIMEOUT_SECONDS).contains(&timeout));
-            let name = api_types::archive::archive_file_name(
-                &pod,
-                &namespace,
-                &container,
-                api_types::k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-                1,
-            );
+            let name =
+                container.archive_file_name(api_types::k8s_openapi::jiff::Timestamp::UNIX_EPOCH, 1);
             let joined = std::path::Path::new("/var/lib/kubelet/checkpoints").join(&name);
             assert_eq!(
                 joined.parent(),

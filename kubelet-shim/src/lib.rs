@@ -4,23 +4,32 @@
 //! CRI `CheckpointContainer` on containerd or CRI-O. For clusters whose
 //! kubelet cannot turn on its `ContainerCheckpoint` gate.
 //!
-//! Pipeline: [`options::Options`] (flags) → [`options::Options::validate`] →
-//! [`options::Config`] → [`server::Server::new`] → [`server::Server::run_until`].
+//! Pipeline, as in checkpoint-apiserver: [`Options`] (flags) →
+//! [`Options::validate`] → [`Config::from_options`] → [`Server::new`] →
+//! [`Server::run_until`].
 //!
-//! * [`runtime`]: the CRI calls behind a narrow trait; the tonic client.
-//! * [`checkpoint`]: container lookup, unique archive names, cleanup, timeouts,
-//!   one checkpoint per container at a time.
-//! * [`routes`]: the HTTP API with the kubelet's answers.
-//! * [`auth`]: x509 / TokenReview / SubjectAccessReview, and the bypasses named for testing.
+//! * [`options`]: the flags (`apiserver_lib::options` groups with the kubelet's names);
+//! * [`config`]: [`Config`], checked at start (CRI socket, directories, certificates);
+//! * [`server`]: the routes, the filters in front of them, health, serving;
+//! * [`routes`]: parsing a request, the kubelet's answers;
+//! * [`host`]: [`host::Host`], the kubelet's `CheckpointContainer`: container
+//!   lookup, unique archive names, cleanup, timeouts, one checkpoint per container at a time;
+//! * [`runtime`]: the CRI calls behind a narrow trait; the tonic client;
 //! * [`metrics`]: the `/metrics` exposition.
 
-pub mod auth;
-pub mod checkpoint;
+pub mod config;
+pub mod host;
 pub mod metrics;
 pub mod options;
 pub mod routes;
 pub mod runtime;
 pub mod server;
 
-pub use options::{Config, Options};
+pub use config::Config;
+pub use options::Options;
 pub use server::Server;
+
+// `main` runs `apiserver_lib::command::run::<Options>()`.
+apiserver_lib::server_command! {
+    Options => Config, config::Error => Server; "failed to start checkpoint-shim", "checkpoint-shim failed"
+}

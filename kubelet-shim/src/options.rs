@@ -1,14 +1,23 @@
 //! Command-line options, named like the kubelet's flags where the kubelet has
-//! one (`cmd/kubelet/app/options`), and their validation into a [`Config`].
+//! one (`cmd/kubelet/app/options`): the shared groups of
+//! `apiserver_lib::options` with this server's [`KubeletFlags`], and the
+//! node's own (runtime endpoint, root dir, node name, runtime timeout).
+//! [`Options::validate`] lists every problem at once;
+//! [`crate::config::Config::from_options`] turns valid options into a config.
 
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use api_types::duration::GoDuration;
-use api_types::features::{FeatureGates, SHIM_GATES};
+use api_types::features::SHIM_GATES;
 use api_types::timeouts::DEFAULT_RUNTIME_REQUEST_TIMEOUT;
 use api_types::validation::validate_node_name;
+use apiserver_lib::logging::LoggingOptions;
+use apiserver_lib::options::{
+    DelegatingAuthenticationOptions, DelegatingAuthorizationOptions, FeatureGateOptions,
+    ForTestingOptions, InvalidOptions, NoFlags, Parsed, SecureServingOptions, ServerFlags,
+};
 use clap::Parser;
 
 use crate::runtime::parse_endpoint;
@@ -16,8 +25,33 @@ use crate::runtime::parse_endpoint;
 /// Default `--container-runtime-endpoint`, as the kubelet's.
 pub const DEFAULT_RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
 
-/// Log format (`--logging-format`), shared with the other server.
-pub use apiserver_lib::logging::Format as LoggingFormat;
+/// checkpoint-shim's flags where the two servers differ: the kubelet's names.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeletFlags;
+
+impl ServerFlags for KubeletFlags {
+    const BIND_ADDRESS: &'static str = "address";
+    const PORT: &'static str = "port";
+    const DEFAULT_PORT: &'static str = "10350";
+    const DEFAULT_CERT_DIR: Option<&'static str> = None;
+    const CERT_DIR_HELP: &'static str = "Where the self-signed serving pair is kept when no --tls-cert-file is given (made 0700; a directory of another user gets a subdirectory checkpoint-shim/ of this server's own) [default: <root-dir>/pki/checkpoint-shim]";
+    const CLIENT_CA_FILE_HELP: &'static str =
+        "CA bundle that client certificates must chain to; CN is the user, O the groups";
+    const FEATURE_GATES: &'static [(&'static str, bool)] = SHIM_GATES;
+    const FEATURE_GATES_HELP: &'static str =
+        "Feature gates, A=true|false,...; known: ContainerCheckpoint=true|false (default true)";
+    /// The kubelet's `--authorization-webhook-cache-{authorized,unauthorized}-ttl`.
+    const AUTHORIZATION_CACHE_TTLS: (Duration, Duration) =
+        (Duration::from_secs(300), Duration::from_secs(30));
+    type RemoteAuthentication = NoFlags;
+    type RequestHeader = NoFlags;
+    type AuthorizationWebhook = NoFlags;
+    type AllowGroupsForTesting = NoFlags;
+}
+
+fn parse_runtime_endpoint(raw: &str) -> Result<Parsed<PathBuf>, Infallible> {
+    Ok(Parsed::new(raw, parse_endpoint))
+}
 
 /// A node agent that serves the kubelet's checkpoint API.
 #[derive(Debug, Clone, Parser)]
@@ -25,24 +59,24 @@ pub use apiserver_lib::logging::Format as LoggingFormat;
     name = "checkpoint-shim",
     version,
     about = "Serve the kubelet's checkpoint API (POST /checkpoint/{namespace}/{pod}/{container}) over HTTPS and checkpoint containers through CRI.",
-    long_about = "Serve the kubelet's checkpoint API (POST /checkpoint/{namespace}/{pod}/{container}, KEP-2008) over HTTPS and checkpoint containers through CRI, for nodes whose kubelet cannot turn on its ContainerCheckpoint gate.\n\nArchives are written to <root-dir>/checkpoints/checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar (a -N suffix for further archives within one second; nothing is ever overwritten), owned by root with mode 0600.\n\nRequests are authenticated by x509 client certificate (--client-ca-file) or bearer token (TokenReview), and authorized by SubjectAccessReview of `create` on `nodes/checkpoint` for --node-name, like the kubelet's."
+    long_about = "Serve the kubelet's checkpoint API (POST /checkpoint/{namespace}/{pod}/{container}, KEP-2008) over HTTPS and checkpoint containers through CRI, for nodes whose kubelet cannot turn on its ContainerCheckpoint gate.\n\nArchives are written to <root-dir>/checkpoints/checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar (a -N suffix for further archives within one second; nothing is ever overwritten), owned by root with mode 0600.\n\nRequests are authenticated by x509 client certificate (--client-ca-file) or bearer token (TokenReview), and authorized by SubjectAccessReview of `create` on `nodes/checkpoint` for --node-name, like the kubelet's; each checkpoint request leaves an audit line."
 )]
 pub struct Options {
     /// The endpoint of the CRI runtime service (a unix socket).
-    #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_RUNTIME_ENDPOINT)]
-    pub container_runtime_endpoint: String,
+    #[arg(
+        long,
+        value_name = "ENDPOINT",
+        default_value = DEFAULT_RUNTIME_ENDPOINT,
+        value_parser = parse_runtime_endpoint
+    )]
+    pub container_runtime_endpoint: Parsed<PathBuf>,
 
     /// Directory of the kubelet's files; archives go to <root-dir>/checkpoints (created 0700).
     #[arg(long, value_name = "DIR", default_value = api_types::DEFAULT_KUBELET_ROOT_DIR)]
     pub root_dir: PathBuf,
 
-    /// The IP address to serve on (0.0.0.0 or :: for all interfaces).
-    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
-    pub address: IpAddr,
-
-    /// The port to serve HTTPS on (0 picks a free port, logged at start).
-    #[arg(long, value_name = "PORT", default_value_t = api_types::DEFAULT_SHIM_PORT)]
-    pub port: u16,
+    #[command(flatten)]
+    pub secure_serving: SecureServingOptions<KubeletFlags>,
 
     /// This node's name, the `name` authorized in `nodes/checkpoint` [default: the host name, lower-cased].
     #[arg(long, value_name = "NAME")]
@@ -52,99 +86,24 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Feature gates, A=true|false,...; known: ContainerCheckpoint=true|false (default true).
-    #[arg(long, value_name = "GATES", default_value = "")]
-    pub feature_gates: String,
+    #[command(flatten)]
+    pub feature_gates: FeatureGateOptions<KubeletFlags>,
 
     /// Timeout of runtime calls (Go duration); also the checkpoint timeout when a request gives none.
     #[arg(long, value_name = "DURATION", default_value_t = GoDuration(DEFAULT_RUNTIME_REQUEST_TIMEOUT))]
     pub runtime_request_timeout: GoDuration,
 
-    /// Serving certificate (PEM, may hold the chain). Without it and --tls-private-key-file,
-    /// a self-signed pair is kept in --cert-dir.
-    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
-    pub tls_cert_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub authentication: DelegatingAuthenticationOptions<KubeletFlags>,
 
-    /// Private key of --tls-cert-file (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
-    pub tls_private_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub authorization: DelegatingAuthorizationOptions<KubeletFlags>,
 
-    /// Where the self-signed serving pair is kept when no --tls-cert-file is given (made 0700)
-    /// [default: <root-dir>/pki/checkpoint-shim].
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub testing: ForTestingOptions<KubeletFlags>,
 
-    /// CA bundle that client certificates must chain to; CN is the user, O the groups.
-    #[arg(long, value_name = "FILE")]
-    pub client_ca_file: Option<PathBuf>,
-
-    /// FOR TESTING ONLY: skip SubjectAccessReview and allow exactly these users (comma-separated).
-    #[arg(long, value_name = "USERS", value_delimiter = ',')]
-    pub authorization_allow_users_for_testing: Vec<String>,
-
-    /// FOR TESTING ONLY: authenticate bearer tokens from this file (token,user,uid,"group1,group2"
-    /// per line, as kube-apiserver's --token-auth-file) instead of TokenReview.
-    #[arg(long, value_name = "FILE")]
-    pub token_auth_file_for_testing: Option<PathBuf>,
-
-    /// Log format (logs go to stderr; RUST_LOG sets the level).
-    #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
-    pub logging_format: LoggingFormat,
-}
-
-/// Invalid options; every problem is listed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid options:\n  {}", .0.join("\n  "))]
-pub struct Error(pub Vec<String>);
-
-/// Where the serving certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsSource {
-    Files {
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// Generate (once) and keep a self-signed pair in this directory.
-    SelfSigned {
-        dir: PathBuf,
-    },
-}
-
-/// Who decides what a user may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthorizationMode {
-    /// SubjectAccessReview through the API server (the default).
-    Webhook,
-    /// A static allow-list; named for testing, never the default.
-    AllowUsersForTesting(Vec<String>),
-}
-
-/// Validated settings the server runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub runtime_socket: PathBuf,
-    pub root_dir: PathBuf,
-    pub listen: SocketAddr,
-    pub node_name: String,
-    pub feature_gates: FeatureGates,
-    pub runtime_request_timeout: Duration,
-    pub tls: TlsSource,
-    pub client_ca_file: Option<PathBuf>,
-    /// `None`: the in-cluster service account, when there is one.
-    pub kubeconfig: Option<PathBuf>,
-    pub authorization: AuthorizationMode,
-    pub token_auth_file_for_testing: Option<PathBuf>,
-    /// How much longer than the runtime's own timeout a checkpoint is waited for.
-    pub checkpoint_grace: Duration,
-    /// Checkpoints in flight on the node at most (more: 429).
-    pub max_in_flight_checkpoints: usize,
-}
-
-impl Config {
-    /// `<root-dir>/checkpoints`.
-    pub fn checkpoints_dir(&self) -> PathBuf {
-        self.root_dir.join(api_types::CHECKPOINTS_DIR)
-    }
+    #[command(flatten)]
+    pub logging: LoggingOptions,
 }
 
 /// The host name, lower-cased, as the kubelet defaults its node name.
@@ -157,100 +116,50 @@ pub fn default_node_name() -> Option<String> {
 }
 
 impl Options {
-    /// Checks every option, reporting all problems at once.
-    pub fn validate(&self) -> Result<Config, Error> {
+    /// Every problem with the options, at once.
+    pub fn validate(&self) -> Result<(), InvalidOptions> {
         let mut errs = Vec::new();
-        let runtime_socket = parse_endpoint(&self.container_runtime_endpoint)
-            .map_err(|e| errs.push(format!("--container-runtime-endpoint: {e}")))
-            .ok();
+        if let Err(e) = self.container_runtime_endpoint.get() {
+            errs.push(format!("--container-runtime-endpoint: {e}"));
+        }
         if !self.root_dir.is_absolute() {
             errs.push(format!(
                 "--root-dir: must be an absolute path, got {:?}",
                 self.root_dir
             ));
         }
-        let node_name = match &self.node_name {
-            Some(n) => Some(n.clone()),
-            None => {
-                let n = default_node_name();
-                if n.is_none() {
-                    errs.push("--node-name: not given and the host name is unknown".into());
+        match self.node_name() {
+            None => errs.push("--node-name: not given and the host name is unknown".into()),
+            Some(n) => {
+                if let Err(e) = validate_node_name(&n) {
+                    errs.push(format!("--node-name: {e}"));
                 }
-                n
             }
-        };
-        if let Some(n) = &node_name
-            && let Err(e) = validate_node_name(n)
-        {
-            errs.push(format!("--node-name: {e}"));
         }
-        let feature_gates = FeatureGates::parse(SHIM_GATES, &self.feature_gates)
-            .map_err(|e| errs.push(format!("--feature-gates: {e}")))
-            .ok();
-        let runtime_request_timeout = match self.runtime_request_timeout.get() {
-            d if d >= Duration::from_secs(1) => Some(d),
-            _ => {
-                errs.push("--runtime-request-timeout: must be at least 1s".into());
-                None
-            }
-        };
-        let tls = match (&self.tls_cert_file, &self.tls_private_key_file) {
-            (Some(cert), Some(key)) => Some(TlsSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            (None, None) => Some(TlsSource::SelfSigned {
-                dir: self
-                    .cert_dir
-                    .clone()
-                    .unwrap_or_else(|| self.root_dir.join("pki").join("checkpoint-shim")),
-            }),
-            _ => {
-                errs.push(
-                    "--tls-cert-file and --tls-private-key-file must be given together".into(),
-                );
-                None
-            }
-        };
-        let allow: Vec<String> = self
-            .authorization_allow_users_for_testing
-            .iter()
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
-        let authorization = if allow.is_empty() {
-            AuthorizationMode::Webhook
-        } else {
-            AuthorizationMode::AllowUsersForTesting(allow)
-        };
-        match (
-            runtime_socket,
-            node_name,
-            feature_gates,
-            runtime_request_timeout,
-            tls,
-        ) {
-            (Some(runtime_socket), Some(node_name), Some(feature_gates), Some(rrt), Some(tls))
-                if errs.is_empty() =>
-            {
-                Ok(Config {
-                    runtime_socket,
-                    root_dir: self.root_dir.clone(),
-                    listen: SocketAddr::new(self.address, self.port),
-                    node_name,
-                    feature_gates,
-                    runtime_request_timeout: rrt,
-                    tls,
-                    client_ca_file: self.client_ca_file.clone(),
-                    kubeconfig: self.kubeconfig.clone(),
-                    authorization,
-                    token_auth_file_for_testing: self.token_auth_file_for_testing.clone(),
-                    checkpoint_grace: api_types::timeouts::NODE_GRACE,
-                    max_in_flight_checkpoints: 8,
-                })
-            }
-            _ => Err(Error(errs)),
+        errs.extend(self.secure_serving.validate());
+        errs.extend(self.authentication.validate());
+        errs.extend(self.authorization.validate());
+        errs.extend(self.feature_gates.validate());
+        if self.runtime_request_timeout.get() < Duration::from_secs(1) {
+            errs.push("--runtime-request-timeout: must be at least 1s".into());
         }
+        errs.extend(self.logging.validate());
+        InvalidOptions::check(errs)
+    }
+
+    /// `--node-name`, else the host name.
+    pub fn node_name(&self) -> Option<String> {
+        self.node_name.clone().or_else(default_node_name)
+    }
+
+    /// `<root-dir>/checkpoints`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root_dir.join(api_types::CHECKPOINTS_DIR)
+    }
+
+    /// `--cert-dir`'s default: `<root-dir>/pki/checkpoint-shim`.
+    pub fn default_cert_dir(&self) -> PathBuf {
+        self.root_dir.join("pki").join("checkpoint-shim")
     }
 }
 
@@ -266,51 +175,52 @@ mod tests {
 
     #[test]
     fn defaults_mirror_the_kubelet() {
-        let c = parse(&["--node-name", "node-1"]).validate().unwrap();
+        let o = parse(&["--node-name", "node-1"]);
+        o.validate().unwrap();
         assert_eq!(
-            c.runtime_socket,
-            PathBuf::from("/run/containerd/containerd.sock")
+            o.container_runtime_endpoint.get().unwrap(),
+            &PathBuf::from("/run/containerd/containerd.sock")
         );
-        assert_eq!(c.root_dir, PathBuf::from("/var/lib/kubelet"));
+        assert_eq!(o.root_dir, PathBuf::from("/var/lib/kubelet"));
         assert_eq!(
-            c.checkpoints_dir(),
+            o.checkpoints_dir(),
             PathBuf::from("/var/lib/kubelet/checkpoints")
         );
-        assert_eq!(c.listen, "0.0.0.0:10350".parse().unwrap());
-        assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
+        assert_eq!(o.secure_serving.listen(), "0.0.0.0:10350".parse().unwrap());
+        assert_eq!(o.runtime_request_timeout.get(), Duration::from_secs(120));
         assert!(
-            c.feature_gates
+            o.feature_gates
+                .gates()
                 .enabled(api_types::features::CONTAINER_CHECKPOINT)
         );
-        assert_eq!(c.authorization, AuthorizationMode::Webhook);
+        assert!(o.testing.authorizer().is_none());
+        assert_eq!(o.secure_serving.cert_dir, None);
         assert_eq!(
-            c.tls,
-            TlsSource::SelfSigned {
-                dir: "/var/lib/kubelet/pki/checkpoint-shim".into()
-            }
+            o.default_cert_dir(),
+            PathBuf::from("/var/lib/kubelet/pki/checkpoint-shim")
         );
-        assert!(c.token_auth_file_for_testing.is_none());
+        assert!(o.testing.token_file().is_none());
     }
 
     #[test]
     fn testing_bypass_is_explicit() {
-        let c = parse(&[
+        let o = parse(&[
             "--node-name=n",
             "--authorization-allow-users-for-testing=alice, bob",
             "--feature-gates=ContainerCheckpoint=false",
             "--runtime-request-timeout=30s",
-        ])
-        .validate()
-        .unwrap();
+        ]);
+        o.validate().unwrap();
         assert_eq!(
-            c.authorization,
-            AuthorizationMode::AllowUsersForTesting(vec!["alice".into(), "bob".into()])
+            o.testing.authorizer().unwrap().users,
+            vec!["alice".to_owned(), "bob".to_owned()]
         );
         assert!(
-            !c.feature_gates
+            !o.feature_gates
+                .gates()
                 .enabled(api_types::features::CONTAINER_CHECKPOINT)
         );
-        assert_eq!(c.runtime_request_timeout, Duration::from_secs(30));
+        assert_eq!(o.runtime_request_timeout.get(), Duration::from_secs(30));
     }
 
     #[test]
@@ -338,21 +248,22 @@ mod tests {
 
     #[test]
     fn tls_files_come_in_pairs() {
-        let r = Options::try_parse_from(["checkpoint-shim", "--tls-cert-file=/a.crt"]);
-        assert!(r.is_err());
-        let c = parse(&[
+        let err = parse(&["--node-name=n", "--tls-cert-file=/a.crt"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            ["--tls-cert-file and --tls-private-key-file go together"]
+        );
+        let o = parse(&[
             "--node-name=n",
             "--tls-cert-file=/a.crt",
             "--tls-private-key-file=/a.key",
-        ])
-        .validate()
-        .unwrap();
+        ]);
+        o.validate().unwrap();
         assert_eq!(
-            c.tls,
-            TlsSource::Files {
-                cert: "/a.crt".into(),
-                key: "/a.key".into()
-            }
+            o.secure_serving.tls_cert_file.as_deref(),
+            Some(std::path::Path::new("/a.crt"))
         );
     }
 }

@@ -18,29 +18,13 @@
 //!
 //! Error bodies are plain text, as the kubelet's are. The request body is
 //! never read; the path and query are bounded; nothing in a request can
-//! make the server panic.
+//! make the server panic. This module parses requests and writes answers;
+//! [`crate::server`] routes them.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use api_types::CheckpointResponse;
-use api_types::features::{CONTAINER_CHECKPOINT, FeatureGates};
-use api_types::validation::{Target, parse_timeout_seconds, validate_target};
-use apiserver_lib::UserInfo;
-use apiserver_lib::authn::Authenticator;
-use apiserver_lib::authz::{Authorizer, Decision};
-use apiserver_lib::health::HealthChecks;
-use apiserver_lib::status::json_response;
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use api_types::ContainerRef;
+use api_types::validation::parse_timeout_seconds;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use http::{HeaderValue, Method, StatusCode, header};
-
-use crate::auth::node_attributes;
-use crate::checkpoint::Checkpointer;
-use crate::metrics::{self, Metrics};
+use http::{HeaderValue, StatusCode, header};
 
 /// Longest request path accepted (valid targets need well under 400 bytes).
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -64,7 +48,7 @@ pub fn text(code: StatusCode, message: impl Into<String>) -> Response {
     resp
 }
 
-fn not_found() -> Response {
+pub fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404 page not found\n")
 }
 
@@ -76,7 +60,7 @@ pub struct Reject {
 }
 
 impl Reject {
-    fn new(code: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(code: StatusCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -94,132 +78,8 @@ impl IntoResponse for Reject {
     }
 }
 
-/// Everything the handlers need; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct App {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    checkpointer: Checkpointer,
-    authenticator: Authenticator,
-    authorizer: Arc<dyn Authorizer>,
-    gates: FeatureGates,
-    node_name: String,
-    metrics: Metrics,
-}
-
-impl App {
-    pub fn new(
-        checkpointer: Checkpointer,
-        authenticator: Authenticator,
-        authorizer: Arc<dyn Authorizer>,
-        gates: FeatureGates,
-        node_name: String,
-        metrics: Metrics,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                checkpointer,
-                authenticator,
-                authorizer,
-                gates,
-                node_name,
-                metrics,
-            }),
-        }
-    }
-
-    pub fn checkpointer(&self) -> &Checkpointer {
-        &self.inner.checkpointer
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    /// The health checks: `ping` for liveness; `ping` and the runtime's
-    /// `Version` for readiness and `/healthz`.
-    pub fn health_checks(&self) -> HealthChecks {
-        let runtime = self.inner.checkpointer.runtime().clone();
-        let bound = self.inner.checkpointer.settings().runtime_request_timeout;
-        HealthChecks {
-            livez: vec![apiserver_lib::health::Check::ping()],
-            readyz: vec![
-                apiserver_lib::health::Check::ping(),
-                apiserver_lib::health::Check::new("runtime", move || {
-                    let runtime = runtime.clone();
-                    async move {
-                        match tokio::time::timeout(bound, runtime.version()).await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err(e)) => Err(format!("CRI Version failed: {e}")),
-                            Err(_) => Err(format!("CRI Version did not answer within {bound:?}")),
-                        }
-                    }
-                }),
-            ],
-        }
-    }
-
-    /// The whole HTTP API. Health endpoints need no credentials (as the
-    /// kubelet's `/healthz`); `/checkpoint/...` and `/metrics` do.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/checkpoint/{*rest}", any(checkpoint))
-            .route("/metrics", any(metrics_handler))
-            .with_state(self.clone())
-            .merge(self.health_checks().router())
-            .fallback(|| async { not_found() })
-            .layer(axum::middleware::from_fn_with_state(self.clone(), count))
-    }
-
-    /// Authenticates and authorizes `nodes/<subresource>`; the error is the
-    /// kubelet's answer.
-    async fn admit(
-        &self,
-        parts: &http::request::Parts,
-        subresource: &str,
-    ) -> Result<UserInfo, Reject> {
-        let user = match self.inner.authenticator.authenticate(parts).await {
-            Ok((user, _)) => user,
-            Err(e) => {
-                tracing::debug!(error = %e, "unauthenticated request");
-                return Err(Reject::new(StatusCode::UNAUTHORIZED, "Unauthorized"));
-            }
-        };
-        let attrs = node_attributes(
-            user.clone(),
-            &parts.method,
-            &self.inner.node_name,
-            subresource,
-        );
-        let described = format!(
-            "(user={}, verb={}, resource={}, subresource={})",
-            attrs.user.name, attrs.verb, attrs.resource, attrs.subresource
-        );
-        match self.inner.authorizer.authorize(&attrs).await {
-            Ok(Decision::Allow) => Ok(user),
-            Ok(Decision::Deny(reason)) => {
-                tracing::info!(user = %attrs.user.name, verb = %attrs.verb, subresource, %reason, "forbidden");
-                Err(Reject::new(
-                    StatusCode::FORBIDDEN,
-                    format!("Forbidden {described}"),
-                ))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, user = %attrs.user.name, "authorization error");
-                Err(Reject::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Authorization error {described}"),
-                ))
-            }
-        }
-    }
-}
-
 /// Route name for metrics labels: never the raw path.
-fn route_of(path: &str) -> &'static str {
+pub fn route_of(path: &str) -> &'static str {
     if path.starts_with(CHECKPOINT_PREFIX) {
         "checkpoint"
     } else if path == "/metrics" {
@@ -235,41 +95,8 @@ fn route_of(path: &str) -> &'static str {
     }
 }
 
-async fn count(State(app): State<App>, req: Request, next: Next) -> Response {
-    let route = route_of(req.uri().path());
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    app.inner
-        .metrics
-        .request(route, &method, resp.status().as_u16());
-    resp
-}
-
-async fn metrics_handler(State(app): State<App>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    if let Err(reject) = app.admit(&parts, "metrics").await {
-        return reject.into_response();
-    }
-    if parts.method != Method::GET {
-        return method_not_allowed("GET");
-    }
-    match app.inner.metrics.encode() {
-        Ok(body) => {
-            let mut resp = (StatusCode::OK, body).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(metrics::CONTENT_TYPE),
-            );
-            resp
-        }
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to encode metrics",
-        ),
-    }
-}
-
-fn method_not_allowed(allow: &'static str) -> Response {
+/// 405 with the one method allowed.
+pub fn method_not_allowed(allow: &'static str) -> Response {
     let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed");
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -277,7 +104,7 @@ fn method_not_allowed(allow: &'static str) -> Response {
 }
 
 /// The three decoded path segments after `/checkpoint/`, or why not.
-fn split_target(path: &str) -> Result<[String; 3], Reject> {
+pub fn split_target(path: &str) -> Result<[String; 3], Reject> {
     let rest = path
         .strip_prefix(CHECKPOINT_PREFIX)
         .ok_or_else(Reject::not_found)?;
@@ -323,9 +150,7 @@ fn timeout_of(query: Option<&str>) -> Result<i64, Reject> {
 /// its path and query are decoded and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointRequest {
-    pub namespace: String,
-    pub pod: String,
-    pub container: String,
+    pub container: ContainerRef,
     /// Seconds; 0 = the runtime request timeout.
     pub timeout: i64,
 }
@@ -346,66 +171,12 @@ pub fn parse_checkpoint_request(
         ));
     }
     let [namespace, pod, container] = split_target(path)?;
-    validate_target(&namespace, &pod, &container)
+    let container = ContainerRef::new(namespace, pod, container);
+    container
+        .validate()
         .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let timeout = timeout_of(query)?;
-    Ok(CheckpointRequest {
-        namespace,
-        pod,
-        container,
-        timeout,
-    })
-}
-
-async fn checkpoint(State(app): State<App>, req: Request) -> Response {
-    // With the gate off the route does not exist, as on a kubelet.
-    if !app.inner.gates.enabled(CONTAINER_CHECKPOINT) {
-        return not_found();
-    }
-    // The body is never read.
-    let (parts, _) = req.into_parts();
-    let user = match app.admit(&parts, "checkpoint").await {
-        Ok(u) => u,
-        Err(reject) => return reject.into_response(),
-    };
-    if parts.method != Method::POST {
-        return method_not_allowed("POST");
-    }
-    let CheckpointRequest {
-        namespace: ns,
-        pod,
-        container,
-        timeout,
-    } = match parse_checkpoint_request(parts.uri.path(), parts.uri.query()) {
-        Ok(r) => r,
-        Err(reject) => return reject.into_response(),
-    };
-    let target = Target {
-        namespace: &ns,
-        pod: &pod,
-        container: &container,
-    };
-    let started = Instant::now();
-    match app.inner.checkpointer.checkpoint(target, timeout).await {
-        Ok(archive) => {
-            tracing::info!(
-                user = %user.name,
-                %target,
-                path = %archive.path.display(),
-                took = ?started.elapsed(),
-                "checkpoint created"
-            );
-            json_response(
-                StatusCode::OK,
-                &CheckpointResponse::single(archive.path.to_string_lossy()),
-            )
-        }
-        Err(e) => {
-            let code = e.http_code();
-            tracing::warn!(user = %user.name, %target, code = code.as_u16(), error = %e, "checkpoint refused or failed");
-            text(code, e.to_string())
-        }
-    }
+    Ok(CheckpointRequest { container, timeout })
 }
 
 #[cfg(test)]
@@ -437,9 +208,7 @@ mod tests {
         assert_eq!(
             r,
             CheckpointRequest {
-                namespace: "default".into(),
-                pod: "web".into(),
-                container: "app".into(),
+                container: ContainerRef::new("default", "web", "app"),
                 timeout: 9,
             }
         );

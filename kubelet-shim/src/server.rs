@@ -1,125 +1,375 @@
-//! The server pipeline: [`Config`] → [`Server::new`] (certificates, clients,
-//! the listener) → [`Server::run_until`] (serve until shutdown, then drain).
-//! Mirrors the kubelet's `ListenAndServeKubeletServer` for the one endpoint.
+//! The server (the kubelet's `server.Server`, `pkg/kubelet/server/server.go`,
+//! for its one endpoint): routes behind the kubelet's filters, the handlers,
+//! health, and serving until shutdown (`ListenAndServeKubeletServer`).
+//!
+//! | route | filters | handler |
+//! |---|---|---|
+//! | `/checkpoint/{ns}/{pod}/{container}` (only with the gate on) | audit, authentication | authorize `nodes/checkpoint`, [`Host::checkpoint_container`] |
+//! | `/metrics` | authentication | authorize `nodes/metrics`, the exposition |
+//! | `/healthz`, `/livez`, `/readyz` | – | `ping`; `runtime` (CRI `Version`) for readiness |
+//! | anything else | – | 404 |
+//!
+//! Every answer is counted by route, method and code.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
-use apiserver_lib::tls::{self, ServingCert};
+use api_types::CheckpointResponse;
+use api_types::features::{CONTAINER_CHECKPOINT, FeatureGates};
+use apiserver_lib::UserInfo;
+use apiserver_lib::audit::{AuditContext, Entry};
+use apiserver_lib::authentication::Authenticator;
+use apiserver_lib::authorization::{Attributes, Authorizer, Decision};
+use apiserver_lib::filters::{WithAudit, WithAuthentication};
+use apiserver_lib::health::{Check, HealthChecks};
+use apiserver_lib::serve::{self, BindError};
+use apiserver_lib::status::json_response;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Extension, Router};
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
 use tokio::net::TcpListener;
 
-use crate::auth;
-use crate::checkpoint::{self, Checkpointer, Settings};
-use crate::metrics::Metrics;
-use crate::options::{Config, TlsSource};
-use crate::routes::App;
-use crate::runtime::{CriRuntime, RuntimeService};
+use crate::config::Config;
+use crate::host::Host;
+use crate::metrics::{self, Metrics};
+use crate::routes::{
+    CHECKPOINT_PREFIX, CheckpointRequest, Reject, method_not_allowed, not_found,
+    parse_checkpoint_request, route_of, split_target, text,
+};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("failed to load the serving certificate: {0}")]
-    ServingCert(#[source] tls::Error),
-    #[error("failed to load --client-ca-file: {0}")]
-    ClientCa(#[source] tls::Error),
-    #[error("failed to build the TLS configuration: {0}")]
-    Tls(#[source] tls::Error),
-    #[error(transparent)]
-    Auth(#[from] auth::Error),
-    #[error(transparent)]
-    Checkpoints(#[from] checkpoint::Error),
-    #[error("failed to listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+/// The server; cheap to clone (the handlers' state).
+#[derive(Debug, Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A bound, ready server.
 #[derive(Debug)]
-pub struct Server {
-    app: App,
-    listener: TcpListener,
+struct Inner {
+    listen: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
-    runtime_socket: PathBuf,
+    authenticator: Arc<Authenticator>,
+    authorizer: Arc<dyn Authorizer>,
+    feature_gates: FeatureGates,
+    node_name: String,
+    host: Host,
+    metrics: Metrics,
+    runtime_socket: std::path::PathBuf,
+}
+
+/// The resource attributes the kubelet authorizes a request with:
+/// `nodes/<subresource>` named after this node, verb from the HTTP method
+/// (`GetRequestAttributes` in `pkg/kubelet/server/auth.go`).
+pub fn node_attributes(
+    user: UserInfo,
+    method: &Method,
+    node_name: &str,
+    subresource: &str,
+) -> Attributes {
+    let verb = match *method {
+        Method::POST => "create",
+        Method::GET | Method::HEAD => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "",
+    };
+    Attributes {
+        user,
+        verb: verb.to_owned(),
+        group: String::new(),
+        resource: "nodes".to_owned(),
+        subresource: subresource.to_owned(),
+        namespace: String::new(),
+        name: node_name.to_owned(),
+        path: String::new(),
+    }
+}
+
+fn unauthorized(_: &apiserver_lib::authentication::Error) -> Response {
+    text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
 impl Server {
-    /// Everything from `config`, with the CRI runtime on `--container-runtime-endpoint`.
-    pub async fn new(config: Config) -> Result<Self> {
-        let runtime = Arc::new(CriRuntime::connect_lazy(&config.runtime_socket));
-        Self::with_runtime(config, runtime).await
-    }
-
-    /// Like [`Server::new`] with a given runtime.
-    pub async fn with_runtime(config: Config, runtime: Arc<dyn RuntimeService>) -> Result<Self> {
-        let serving = match &config.tls {
-            TlsSource::Files { cert, key } => ServingCert::load(cert, key),
-            TlsSource::SelfSigned { dir } => ServingCert::self_signed_in(
-                dir,
-                "checkpoint-shim",
-                &[config.node_name.clone(), "localhost".into()],
-            ),
-        }
-        .map_err(Error::ServingCert)?;
-        let client_cas = match &config.client_ca_file {
-            Some(path) => tls::read_certs(path).map_err(Error::ClientCa)?,
-            None => Vec::new(),
-        };
-        let tls = tls::server_config(serving, &client_cas).map_err(Error::Tls)?;
-        let (authenticator, authorizer) = auth::from_config(&config).await?;
+    pub fn new(config: Config) -> Self {
         let metrics = Metrics::new();
-        let mut settings = Settings::new(config.checkpoints_dir());
-        settings.runtime_request_timeout = config.runtime_request_timeout;
-        settings.grace = config.checkpoint_grace;
-        settings.max_in_flight = config.max_in_flight_checkpoints;
-        let checkpointer = Checkpointer::new(runtime, settings, metrics.clone());
-        checkpointer.ensure_dir()?;
-        let app = App::new(
-            checkpointer,
-            authenticator,
-            authorizer,
-            config.feature_gates.clone(),
-            config.node_name.clone(),
-            metrics,
+        let host = Host::new(config.runtime, config.host, metrics.clone());
+        Self {
+            inner: Arc::new(Inner {
+                listen: config.secure_serving.listen,
+                tls: config.secure_serving.tls,
+                authenticator: Arc::new(config.authenticator),
+                authorizer: config.authorizer,
+                feature_gates: config.feature_gates,
+                node_name: config.node_name,
+                host,
+                metrics,
+                runtime_socket: config.runtime_socket,
+            }),
+        }
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.inner.host
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The health checks: `ping` for liveness; `ping` and the runtime's
+    /// `Version` for readiness and `/healthz`.
+    pub fn health_checks(&self) -> HealthChecks {
+        let runtime = self.inner.host.runtime().clone();
+        let bound = self.inner.host.config().runtime_request_timeout;
+        HealthChecks {
+            livez: vec![Check::ping()],
+            readyz: vec![
+                Check::ping(),
+                Check::new("runtime", move || {
+                    let runtime = runtime.clone();
+                    async move {
+                        match tokio::time::timeout(bound, runtime.version()).await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(format!("CRI Version failed: {e}")),
+                            Err(_) => Err(format!("CRI Version did not answer within {bound:?}")),
+                        }
+                    }
+                }),
+            ],
+        }
+    }
+
+    /// The whole HTTP API. Health endpoints need no credentials (as the
+    /// kubelet's `/healthz`); `/checkpoint/...` and `/metrics` do. With the
+    /// gate off the checkpoint route does not exist, as on a kubelet.
+    pub fn router(&self) -> Router {
+        let authentication =
+            WithAuthentication::new(self.inner.authenticator.clone(), unauthorized);
+        let mut router = authentication
+            .clone()
+            .wrap(
+                Router::new()
+                    .route("/metrics", any(serve_metrics))
+                    .with_state(self.clone()),
+            )
+            .merge(self.health_checks().router());
+        if self.inner.feature_gates.enabled(CONTAINER_CHECKPOINT) {
+            let node = self.inner.node_name.clone();
+            let checkpoint = authentication.wrap(
+                Router::new()
+                    .route("/checkpoint/{*rest}", any(checkpoint))
+                    .with_state(self.clone()),
+            );
+            router = router.merge(WithAudit::new(move |req| describe(req, &node)).wrap(checkpoint));
+        }
+        router
+            .fallback(|| async { not_found() })
+            .layer(axum::middleware::from_fn_with_state(self.clone(), count))
+    }
+
+    /// The parts of a request the authenticated `user` may make on
+    /// `nodes/<subresource>` (the body is never read); else the kubelet's answer.
+    async fn admit(
+        &self,
+        user: UserInfo,
+        req: Request,
+        subresource: &str,
+    ) -> Result<Parts, Response> {
+        let (parts, _) = req.into_parts();
+        match self.authorize(user, &parts, subresource).await {
+            Ok(()) => Ok(parts),
+            Err(reject) => Err(reject.into_response()),
+        }
+    }
+
+    /// Authorizes `nodes/<subresource>` for the authenticated user; the
+    /// error is the kubelet's answer.
+    async fn authorize(
+        &self,
+        user: UserInfo,
+        parts: &Parts,
+        subresource: &str,
+    ) -> Result<(), Reject> {
+        let attrs = node_attributes(user, &parts.method, &self.inner.node_name, subresource);
+        let described = format!(
+            "(user={}, verb={}, resource={}, subresource={})",
+            attrs.user.name, attrs.verb, attrs.resource, attrs.subresource
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        Ok(Self {
-            app,
-            listener,
-            tls,
-            runtime_socket: config.runtime_socket,
-        })
+        match self.inner.authorizer.authorize(&attrs).await {
+            Ok(Decision::Allow) => Ok(()),
+            Ok(Decision::Deny(reason)) => {
+                tracing::info!(user = %attrs.user.name, verb = %attrs.verb, subresource, %reason, "forbidden");
+                Err(Reject::new(
+                    StatusCode::FORBIDDEN,
+                    format!("Forbidden {described}"),
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, user = %attrs.user.name, "authorization error");
+                Err(Reject::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Authorization error {described}"),
+                ))
+            }
+        }
     }
 
-    /// The address actually listened on (useful with `--port 0`).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
+    /// Listen on the configured address and serve until `shutdown` resolves.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), BindError> {
+        let listener = serve::bind(self.inner.listen).await?;
+        self.serve_on(listener, shutdown).await;
+        Ok(())
     }
 
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
-    /// Serves HTTPS until `shutdown` resolves, then lets requests in flight finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
+    /// Serves HTTPS on a bound listener until `shutdown` resolves, then lets
+    /// requests in flight finish.
+    pub async fn serve_on(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
         tracing::info!(
-            address = ?self.local_addr(),
-            runtime = %self.runtime_socket.display(),
-            checkpoints = %self.app.checkpointer().settings().dir.display(),
+            address = ?listener.local_addr().ok(),
+            node = %self.inner.node_name,
+            gates = %self.inner.feature_gates.to_spec(),
+            runtime = %self.inner.runtime_socket.display(),
+            checkpoints = %self.inner.host.config().dir.display(),
             "checkpoint-shim serving"
         );
-        let router = self.app.router();
-        apiserver_lib::serve::serve_tls(self.listener, self.tls, router, shutdown).await;
+        let router = self.router();
+        serve::serve_tls(listener, self.inner.tls.clone(), router, shutdown).await;
         tracing::info!("checkpoint-shim stopped");
+    }
+}
+
+/// The audit entry of a request to the checkpoint route, from its path.
+fn describe(req: &Request, node: &str) -> Option<Entry> {
+    let path = req.uri().path();
+    path.starts_with(CHECKPOINT_PREFIX).then(|| {
+        let [namespace, pod, container] = split_target(path).unwrap_or_default();
+        Entry {
+            namespace,
+            pod,
+            container,
+            node: node.to_owned(),
+            ..Entry::default()
+        }
+    })
+}
+
+async fn count(State(server): State<Server>, req: Request, next: Next) -> Response {
+    let route = route_of(req.uri().path());
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    server
+        .inner
+        .metrics
+        .request(route, &method, resp.status().as_u16());
+    resp
+}
+
+async fn serve_metrics(
+    State(server): State<Server>,
+    Extension(user): Extension<UserInfo>,
+    req: Request,
+) -> Response {
+    let parts = match server.admit(user, req, "metrics").await {
+        Ok(parts) => parts,
+        Err(answer) => return answer,
+    };
+    if parts.method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    match server.inner.metrics.encode() {
+        Ok(body) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            resp
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to encode metrics",
+        ),
+    }
+}
+
+async fn checkpoint(
+    State(server): State<Server>,
+    Extension(user): Extension<UserInfo>,
+    req: Request,
+) -> Response {
+    let parts = match server.admit(user.clone(), req, "checkpoint").await {
+        Ok(parts) => parts,
+        Err(answer) => return answer,
+    };
+    if parts.method != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let CheckpointRequest { container, timeout } =
+        match parse_checkpoint_request(parts.uri.path(), parts.uri.query()) {
+            Ok(r) => r,
+            Err(reject) => return reject.into_response(),
+        };
+    let started = Instant::now();
+    match server
+        .inner
+        .host
+        .checkpoint_container(&container, timeout)
+        .await
+    {
+        Ok(archive) => {
+            tracing::info!(
+                user = %user.name,
+                target = %container,
+                path = %archive.path.display(),
+                took = ?started.elapsed(),
+                "checkpoint created"
+            );
+            if let Some(audit) = parts.extensions.get::<AuditContext>() {
+                audit.update(|e| e.archive = archive.path.display().to_string());
+            }
+            json_response(
+                StatusCode::OK,
+                &CheckpointResponse::single(archive.path.to_string_lossy()),
+            )
+        }
+        Err(e) => {
+            let code = e.http_code();
+            tracing::warn!(user = %user.name, target = %container, code = code.as_u16(), error = %e, "checkpoint refused or failed");
+            text(code, e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_follow_the_kubelet() {
+        let a = node_attributes(UserInfo::default(), &Method::POST, "n1", "checkpoint");
+        assert_eq!(
+            (a.verb.as_str(), a.resource.as_str(), a.subresource.as_str()),
+            ("create", "nodes", "checkpoint")
+        );
+        assert_eq!(a.name, "n1");
+        assert_eq!(a.group, "");
+        let a = node_attributes(UserInfo::default(), &Method::GET, "n1", "metrics");
+        assert_eq!(a.verb, "get");
+        let a = node_attributes(
+            UserInfo::default(),
+            &Method::from_bytes(b"BREW").unwrap(),
+            "n1",
+            "checkpoint",
+        );
+        assert_eq!(a.verb, "");
     }
 }

@@ -13,20 +13,22 @@ use std::time::{Duration, Instant};
 use api_types::features::{FeatureGates, SHIM_GATES};
 use api_types::k8s_openapi::jiff::Timestamp;
 use apiserver_lib::UserInfo;
-use apiserver_lib::authn::{Authenticator, StaticTokensForTesting};
-use apiserver_lib::authz::StaticAuthorizerForTesting;
+use apiserver_lib::authentication::{Authenticator, StaticTokensForTesting};
+use apiserver_lib::authorization::StaticAuthorizerForTesting;
+use apiserver_lib::options::SecureServingInfo;
 use apiserver_lib::pki::{Ca, Pem};
 use apiserver_lib::serve::PeerCertificates;
-use apiserver_lib::tls::{self, CaVerifier};
+use apiserver_lib::tls::CaVerifier;
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use kcr_testkit::fake_cri::{CheckpointMode, FakeContainer, FakeCri, FakeState};
-use kubelet_shim::checkpoint::{Checkpointer, Settings};
-use kubelet_shim::metrics::Metrics;
-use kubelet_shim::routes::App;
+use kcr_testkit::files::{mode_of, names_in};
+use kcr_testkit::harness::certs;
+use kubelet_shim::host::HostConfig;
 use kubelet_shim::runtime::{CriRuntime, RuntimeService};
+use kubelet_shim::{Config, Server};
 use rustls::pki_types::CertificateDer;
 use tower::ServiceExt;
 
@@ -34,10 +36,6 @@ const NODE: &str = "node-1";
 /// The second every archive of these tests is stamped with.
 const STAMP: &str = "2026-11-27T07:30:00.5Z";
 const FIRST: &str = "checkpoint-web_default-app-2026-11-27T07:30:00Z.tar";
-
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Who<'a> {
@@ -100,14 +98,12 @@ async fn fixture_with(setup: Setup) -> Fixture {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("checkpoints");
-    let mut settings = Settings::new(dir.clone());
-    settings.grace = setup.grace;
-    settings.runtime_request_timeout = setup.runtime_request_timeout;
-    settings.max_in_flight = setup.max_in_flight;
+    let mut host = HostConfig::new(dir.clone());
+    host.grace = setup.grace;
+    host.runtime_request_timeout = setup.runtime_request_timeout;
+    host.max_in_flight = setup.max_in_flight;
     let stamp: Timestamp = STAMP.parse().unwrap();
-    settings.clock = Arc::new(move || stamp);
-    let metrics = Metrics::new();
-    let checkpointer = Checkpointer::new(runtime, settings, metrics.clone());
+    host.clock = Arc::new(move || stamp);
 
     let ca = Ca::new("client-ca").unwrap();
     let alice = pem_chain(&ca.client("alice", &["devs"]).unwrap());
@@ -129,17 +125,19 @@ async fn fixture_with(setup: Setup) -> Fixture {
         users: vec!["alice".into()],
         groups: vec![],
     });
-    let app = App::new(
-        checkpointer,
+    let server = Server::new(Config {
+        secure_serving: SecureServingInfo::ephemeral(([127, 0, 0, 1], 0).into(), &[]).unwrap(),
         authenticator,
         authorizer,
-        FeatureGates::parse(SHIM_GATES, setup.gates).unwrap(),
-        NODE.into(),
-        metrics,
-    );
+        feature_gates: FeatureGates::parse(SHIM_GATES, setup.gates).unwrap(),
+        node_name: NODE.into(),
+        runtime,
+        runtime_socket: PathBuf::from("/unused.sock"),
+        host,
+    });
     Fixture {
         fake,
-        router: app.router(),
+        router: server.router(),
         dir,
         _tmp: tmp,
         alice,
@@ -190,21 +188,8 @@ impl Fixture {
     }
 
     fn archives(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        names_in(&self.dir)
     }
-}
-
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 #[tokio::test]
@@ -733,24 +718,14 @@ async fn health_and_metrics() {
 }
 
 mod over_tls {
-    //! The same server over real TLS (`Server::with_runtime`, options parsed
+    //! The same server over real TLS (`Config::with_runtime`, options parsed
     //! from flags), the fake CRI behind it.
 
     use super::*;
     use clap::Parser;
-    use http_body_util::Empty;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    use kubelet_shim::{Options, Server};
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
-
-    fn identity(pem: &Pem) -> tls::ServingCert {
-        tls::ServingCert {
-            chain: certs(&pem.cert),
-            key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
-        }
-    }
+    use kcr_testkit::harness::{InProcess, write_file};
+    use kcr_testkit::hostile::{HttpsRequest, Proto, https_request, raw_https_status_line};
+    use kubelet_shim::Options;
 
     async fn request(
         server_ca: &Ca,
@@ -759,28 +734,19 @@ mod over_tls {
         method: Method,
         path: &str,
     ) -> (StatusCode, String) {
-        let cfg = tls::client_config(
-            tls::ServerTrust::Ca(certs(&server_ca.pem.cert)),
-            who.map(identity),
-        )
-        .unwrap();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(cfg)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let client: Client<_, Empty<bytes::Bytes>> =
-            Client::builder(TokioExecutor::new()).build(https);
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("https://localhost:{port}{path}"))
-            .body(Empty::new())
-            .unwrap();
-        let resp = client.request(req).await.unwrap();
-        let code = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (code, String::from_utf8_lossy(&body).into_owned())
+        https_request(HttpsRequest {
+            port,
+            server_ca: &server_ca.pem.cert,
+            identity: who,
+            proto: Proto::Http2,
+            method,
+            target: path,
+            headers: &[],
+            body: Vec::new(),
+            timeout: Duration::from_secs(30),
+        })
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -792,9 +758,9 @@ mod over_tls {
             .server("node-1", &["localhost", "127.0.0.1"])
             .unwrap();
         let write = |name: &str, text: &str| {
-            let p = tmp.path().join(name);
-            std::fs::write(&p, text).unwrap();
-            p.to_string_lossy().into_owned()
+            write_file(tmp.path(), name, text)
+                .to_string_lossy()
+                .into_owned()
         };
         let cert = write("tls.crt", &serving.cert);
         let key = write("tls.key", &serving.key);
@@ -815,18 +781,18 @@ mod over_tls {
             "--authorization-allow-users-for-testing=alice",
         ])
         .unwrap();
-        let config = options.validate().unwrap();
+        options.validate().unwrap();
         let fake =
             FakeCri::with_containers([FakeContainer::running("c-app", "default", "web", "app")]);
         let runtime = Arc::new(CriRuntime::new(fake.channel().await.unwrap()));
-        let server = Server::with_runtime(config, runtime).await.unwrap();
-        let port = server.local_addr().unwrap().port();
+        let config = Config::with_runtime(&options, runtime).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let checkpoints = root.join("checkpoints");
         assert_eq!(mode_of(&checkpoints), 0o700, "created at start");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run_until(async {
-            let _ = stopped.await;
-        }));
+        let server = InProcess::spawn("checkpoint-shim", |shutdown| {
+            Server::new(config).serve_on(listener, shutdown)
+        });
 
         let alice = client_ca.client("alice", &[]).unwrap();
         let (code, body) = request(
@@ -858,31 +824,16 @@ mod over_tls {
 
         // A full 64 KiB name never reaches the handler: hyper refuses it.
         let long = format!("/checkpoint/default/web/{}", "a".repeat(64 * 1024));
-        let cfg = tls::client_config(
-            tls::ServerTrust::Ca(certs(&server_ca.pem.cert)),
-            Some(identity(&alice)),
+        let status_line = raw_https_status_line(
+            port,
+            &server_ca.pem.cert,
+            Some(&alice),
+            format!("POST {long} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
         )
+        .await
         .unwrap();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let mut stream = connector
-            .connect("localhost".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        stream
-            .write_all(
-                format!("POST {long} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-        let answer = String::from_utf8_lossy(&answer);
-        let status_line = answer.lines().next().unwrap_or_default().to_owned();
+
         assert!(
             status_line.starts_with("HTTP/1.1 4"),
             "64 KiB path: {status_line:?}"
@@ -891,10 +842,69 @@ mod over_tls {
         let (code, body) = request(&server_ca, port, None, Method::GET, "/healthz").await;
         assert_eq!((code, body.as_str()), (StatusCode::OK, "ok"));
 
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .unwrap()
-            .unwrap();
+        server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn every_checkpoint_request_leaves_one_audit_line() {
+    let f = fixture().await;
+    let (_guard, logs) = kcr_testkit::logs::capture();
+    assert_eq!(
+        f.post("/checkpoint/default/web/app").await.code,
+        StatusCode::OK
+    );
+    let a = f
+        .call(Method::POST, "/checkpoint/default/web/app", Who::Anonymous)
+        .await;
+    assert_eq!(a.code, StatusCode::UNAUTHORIZED);
+    let a = f
+        .call(Method::POST, "/checkpoint/default/web/nope", Who::Bob)
+        .await;
+    assert_eq!(a.code, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.post("/checkpoint/default/web/done").await.code,
+        StatusCode::CONFLICT
+    );
+    // Not the checkpoint endpoint: not audited.
+    let _ = f.call(Method::GET, "/healthz", Who::Anonymous).await;
+
+    let line =
+        |user: &str, groups: &str, container: &str, code: u16, reason: &str, archive: String| {
+            serde_json::json!({
+                "message": "checkpoint request", "user": user, "groups": groups,
+                "namespace": "default", "pod": "web", "container": container, "node": NODE,
+                "code": code, "reason": reason, "archive": archive
+            })
+        };
+    assert_eq!(
+        logs.fields_of(apiserver_lib::audit::TARGET),
+        [
+            line(
+                "alice",
+                "devs,system:authenticated",
+                "app",
+                200,
+                "Success",
+                f.dir.join(FIRST).display().to_string()
+            ),
+            line("", "", "app", 401, "Unauthorized", String::new()),
+            line(
+                "bob",
+                "system:authenticated",
+                "nope",
+                403,
+                "Forbidden",
+                String::new()
+            ),
+            line(
+                "alice",
+                "devs,system:authenticated",
+                "done",
+                409,
+                "Conflict",
+                String::new()
+            ),
+        ]
+    );
 }

@@ -7,12 +7,12 @@
 //! A missing prerequisite (root, containerd 2.x, runc, CRIU, the test images)
 //! fails the test with a message naming it; `sudo hack/setup.sh` installs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use apiserver_lib::pki::{Ca, Pem};
-use apiserver_lib::tls::{self, ServerTrust, ServingCert};
+use apiserver_lib::tls::{self, ServerTrust};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -21,21 +21,19 @@ use hyper_util::rt::TokioExecutor;
 use kcr_testkit::archive::check_archive;
 use kcr_testkit::containerd::{Containerd, Options};
 use kcr_testkit::cri::{ContainerSpec, ContainerState, PodSpec};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject;
+use kcr_testkit::files::mode_of;
+use kcr_testkit::harness::{Process, certs, free_port, identity, wait_ready, write_file};
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<bytes::Bytes>>;
 
-fn certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    tls::parse_certs(pem.as_bytes(), Path::new("test")).unwrap()
-}
-
+/// A client of the shim as `who`, keeping its connections (two checkpoints
+/// must fit in one second).
 fn client(server_ca: &Ca, who: Option<&Pem>) -> HttpsClient {
-    let identity = who.map(|pem| ServingCert {
-        chain: certs(&pem.cert),
-        key: PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
-    });
-    let cfg = tls::client_config(ServerTrust::Ca(certs(&server_ca.pem.cert)), identity).unwrap();
+    let cfg = tls::client_config(
+        ServerTrust::Ca(certs(&server_ca.pem.cert)),
+        who.map(identity),
+    )
+    .unwrap();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(cfg)
         .https_only()
@@ -55,38 +53,6 @@ async fn send(client: &HttpsClient, method: Method, url: &str) -> (StatusCode, S
     let code = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (code, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// The shim process; killed (SIGKILL) and reaped on drop, its stderr kept in a file.
-struct Shim {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Shim {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Shim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 fn stamp_of(path: &str) -> &str {
@@ -131,63 +97,45 @@ async fn checkpoint_a_running_container_through_the_shim() {
     let serving = server_ca
         .server("test-node", &["localhost", "127.0.0.1"])
         .unwrap();
-    let write = |name: &str, text: &str| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let write = |name: &str, text: &str| write_file(tmp.path(), name, text);
     let cert = write("shim.crt", &serving.cert);
     let key = write("shim.key", &serving.key);
     let ca = write("client-ca.crt", &client_ca.pem.cert);
     let root = tmp.path().join("kubelet");
     let port = free_port();
-    let log = tmp.path().join("shim.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_checkpoint-shim"))
-        .arg(format!(
-            "--container-runtime-endpoint=unix://{}",
-            containerd.socket().display()
-        ))
-        .arg(format!("--root-dir={}", root.display()))
-        .arg("--address=127.0.0.1")
-        .arg(format!("--port={port}"))
-        .arg("--node-name=test-node")
-        .arg(format!("--tls-cert-file={}", cert.display()))
-        .arg(format!("--tls-private-key-file={}", key.display()))
-        .arg(format!("--client-ca-file={}", ca.display()))
-        .arg("--authorization-allow-users-for-testing=alice")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start checkpoint-shim");
-    let mut shim = Shim { child, log };
+    let mut shim = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_checkpoint-shim"))
+            .arg(format!(
+                "--container-runtime-endpoint=unix://{}",
+                containerd.socket().display()
+            ))
+            .arg(format!("--root-dir={}", root.display()))
+            .arg("--address=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg("--node-name=test-node")
+            .arg(format!("--tls-cert-file={}", cert.display()))
+            .arg(format!("--tls-private-key-file={}", key.display()))
+            .arg(format!("--client-ca-file={}", ca.display()))
+            .arg("--authorization-allow-users-for-testing=alice")
+            .env("RUST_LOG", "info"),
+        &tmp.path().join("shim.log"),
+    )
+    .expect("start checkpoint-shim");
 
     let base = format!("https://localhost:{port}");
     let anonymous = client(&server_ca, None);
     let alice = client(&server_ca, Some(&client_ca.client("alice", &[]).unwrap()));
 
     // Ready when /healthz (which calls CRI Version) says ok.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = shim.child.try_wait().unwrap() {
-            panic!("checkpoint-shim exited ({status}):\n{}", shim.log());
-        }
-        let req = Request::get(format!("{base}/healthz"))
-            .body(Empty::new())
-            .unwrap();
-        if let Ok(resp) = anonymous.request(req).await
-            && resp.status() == StatusCode::OK
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "checkpoint-shim not healthy within 20 s:\n{}",
-            shim.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(
+        port,
+        Some(&server_ca.pem.cert),
+        "/healthz",
+        Duration::from_secs(20),
+        || shim.alive(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("checkpoint-shim not healthy: {e}"));
     let checkpoints = root.join("checkpoints");
     assert_eq!(mode_of(&checkpoints), 0o700);
 
@@ -282,21 +230,10 @@ async fn checkpoint_a_running_container_through_the_shim() {
     );
 
     // SIGTERM stops the shim cleanly; then the pod and containerd go.
-    let pid = shim.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = shim.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "checkpoint-shim ignored SIGTERM:\n{}",
-            shim.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = shim
+        .terminate()
+        .await
+        .unwrap_or_else(|e| panic!("checkpoint-shim: {e}\n{}", shim.log()));
     assert!(status.success(), "{status}\n{}", shim.log());
     let log = shim.log();
     assert!(log.contains("checkpoint written"), "{log}");

@@ -296,6 +296,7 @@ struct State {
     sandboxes: Vec<FakeSandbox>,
     mode: CheckpointMode,
     mode_file: Option<PathBuf>,
+    node_root: Option<PathBuf>,
     requests: Vec<CheckpointRecord>,
     in_flight: usize,
     max_in_flight: usize,
@@ -374,6 +375,21 @@ impl FakeCri {
     /// Re-read on every `CheckpointContainer`: when the file exists and holds a mode
     /// (`hang`, `fail:boom`, ...), that mode wins over [`FakeCri::set_mode`]. Lets a
     /// test switch the mode of a `fake-cri` process it runs.
+    /// The node's `/` as this runtime sees it: an archive location (a node
+    /// path, from the client) is written under `dir`, as when the client runs
+    /// in a mount namespace of its own (a pod with hostPath volumes).
+    pub fn set_node_root(&self, dir: impl Into<PathBuf>) {
+        self.lock().node_root = Some(dir.into());
+    }
+
+    /// Where the archive of node path `location` is written.
+    fn on_disk(&self, location: &str) -> PathBuf {
+        match &self.lock().node_root {
+            Some(root) => root.join(location.trim_start_matches('/')),
+            None => PathBuf::from(location),
+        }
+    }
+
     pub fn set_mode_file(&self, path: impl Into<PathBuf>) {
         self.lock().mode_file = Some(path.into());
     }
@@ -552,7 +568,7 @@ impl Drop for InFlight {
     }
 }
 
-fn write_archive(location: &str, c: &FakeContainer, partial: bool) -> std::io::Result<()> {
+fn write_archive(location: &Path, c: &FakeContainer, partial: bool) -> std::io::Result<()> {
     let names = crate::archive::FakeArchive {
         container_id: &c.id,
         container_name: &c.name,
@@ -896,8 +912,9 @@ impl RuntimeService for FakeCri {
             )));
         }
         let _in_flight = InFlight::enter(self);
+        let on_disk = self.on_disk(&req.location);
         let write = |partial| {
-            write_archive(&req.location, &container, partial).map_err(|e| {
+            write_archive(&on_disk, &container, partial).map_err(|e| {
                 Status::unknown(format!(
                     "failed to write checkpoint archive {}: {e}",
                     req.location

@@ -204,6 +204,31 @@ pub async fn https_request(req: HttpsRequest<'_>) -> Result<(http::StatusCode, S
         .map_err(|_| format!("no answer within {} s", req.timeout.as_secs()))?
 }
 
+/// Values of a timeout query parameter (`timeout` on a node, `timeoutSeconds`
+/// on the extension) that every server must refuse with a 400: signs,
+/// fractions, exponents, hex, units, padding, encodings, NUL, non-UTF-8, a
+/// list, one over the 3600 s bound, and integers past `i64`.
+pub const HOSTILE_TIMEOUTS: [&str; 18] = [
+    "-1",
+    "-0",
+    "1.5",
+    "0.5",
+    "1e3",
+    "abc",
+    "0x10",
+    "5s",
+    "+5",
+    "%205",
+    "5%20",
+    "%00",
+    "%ff",
+    "1%2C2",
+    "3601",
+    "9223372036854775807",
+    "9223372036854775808",
+    "99999999999999999999999999",
+];
+
 /// Values to put in place of one path segment (namespace, pod, container) that
 /// every server must refuse with a 4xx: traversal, encodings, NUL, non-UTF-8,
 /// case, unicode, empty and oversized names. `near_64k` is the length of the

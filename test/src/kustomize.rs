@@ -111,6 +111,15 @@ impl Rendered {
     }
 }
 
+/// The pod template's volume named `name` of a workload (Deployment,
+/// DaemonSet, ...), if it declares one.
+pub fn volume<'a>(workload: &'a Value, name: &str) -> Option<&'a Value> {
+    workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
 /// (group, kind, namespace, name) of one object.
 pub fn key(doc: &Value) -> ObjectKey {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();

@@ -10,8 +10,16 @@
 //!   fuzz seeds.
 //! * [`fake_cri`] — an in-process fake CRI `RuntimeService` with switchable checkpoint
 //!   behaviour, served over `tokio::io::duplex` or a unix socket.
-//! * [`hostile`] — certificates that must be refused and raw HTTP/1.1 over TLS, for the
-//!   security tests.
+//! * [`hostile`] — certificates that must be refused, raw HTTP/1.1 over TLS, and the tables
+//!   of hostile path segments and timeouts, for the security tests of both servers.
+//! * [`harness`] — a server under test in process or as its binary, its certificates and
+//!   files, waiting until it is ready.
+//! * [`fixtures`] — Kubernetes objects for server tests (a running pod, a node).
+//! * [`files`] — what a server left on disk (trees, listings, modes).
+//! * [`tmpfs`] — a small tmpfs for disk-full tests.
+//! * [`logs`] — a server's `tracing` events captured as JSON (audit lines).
+//! * [`sandbox`] — a server binary run the way its manifest runs it (user, no capabilities,
+//!   read-only root, its volumes).
 //! * [`kustomize`] — the project's kustomizations rendered by the real `kubectl kustomize`,
 //!   for the manifest tests.
 //! * [`mock_api`] — one mock Kubernetes API server driven by scenarios: in process behind
@@ -55,11 +63,17 @@ pub mod containerd;
 pub mod cri;
 pub mod criu_fixture;
 pub mod fake_cri;
+pub mod files;
+pub mod fixtures;
+pub mod harness;
 pub mod hostile;
 pub mod kustomize;
+pub mod logs;
 pub mod mock_api;
 pub mod prereq;
+pub mod sandbox;
 pub mod standin;
+pub mod tmpfs;
 
 /// Image reference of the busybox app image (default command: a shell counter loop).
 pub const APP_IMAGE: &str = "localhost/kcr-test/app:v1";

@@ -1,0 +1,319 @@
+//! Test doubles of the narrow traits, beside them: a fake kubelet client,
+//! fake listers, a fake event recorder, and a [`Config`] built on them.
+//! Compiled for this crate's tests and with the `testing` feature (which
+//! only the tests, the fuzz targets and the benchmarks turn on): release
+//! binaries carry none of it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_types::features::{APISERVER_GATES, CONTAINER_CHECKPOINT_API, FeatureGates};
+use apiserver_lib::authentication::Authenticator;
+use apiserver_lib::authorization::Authorizer;
+use apiserver_lib::health::Check;
+use apiserver_lib::options::SecureServingInfo;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::checkpoint::CheckpointREST;
+use crate::concurrency::NodeLimiter;
+use crate::config::Config;
+use crate::events::{EventRecorder, PodEvent};
+use crate::kubelet_client::{self, CheckpointCall, KubeletClient, KubeletClientConfig};
+use crate::listers::{self, NodeLister, PodLister};
+use crate::metrics::Metrics;
+use crate::options::DEFAULT_MAX_REQUEST_BODY_BYTES;
+
+/// What [`FakeKubeletClient`] answers.
+#[derive(Debug, Clone)]
+pub enum FakeAnswer {
+    /// A kubelet-like archive path.
+    Archive,
+    Fail(kubelet_client::Error),
+    /// Never answer (to exercise deadlines).
+    Hang,
+}
+
+/// A fake node endpoint: a scripted answer after an optional delay; records calls.
+#[derive(Debug)]
+pub struct FakeKubeletClient {
+    answer: Mutex<FakeAnswer>,
+    delay: Mutex<Duration>,
+    calls: Mutex<Vec<CheckpointCall>>,
+}
+
+impl Default for FakeKubeletClient {
+    fn default() -> Self {
+        Self::new(FakeAnswer::Archive)
+    }
+}
+
+impl FakeKubeletClient {
+    pub fn new(answer: FakeAnswer) -> Self {
+        Self {
+            answer: Mutex::new(answer),
+            delay: Mutex::new(Duration::ZERO),
+            calls: Mutex::default(),
+        }
+    }
+
+    pub fn set_answer(&self, answer: FakeAnswer) {
+        if let Ok(mut a) = self.answer.lock() {
+            *a = answer;
+        }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        if let Ok(mut d) = self.delay.lock() {
+            *d = delay;
+        }
+    }
+
+    pub fn calls(&self) -> Vec<CheckpointCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The path a kubelet would write for `call`.
+    pub fn archive_path(call: &CheckpointCall) -> String {
+        format!(
+            "/var/lib/kubelet/checkpoints/{}",
+            call.container
+                .archive_file_name("2026-11-27T07:30:00Z".parse().unwrap_or_default(), 1)
+        )
+    }
+}
+
+impl KubeletClient for FakeKubeletClient {
+    fn checkpoint<'a>(
+        &'a self,
+        call: &'a CheckpointCall,
+    ) -> BoxFuture<'a, kubelet_client::Result<String>> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(call.clone());
+        }
+        let answer = self
+            .answer
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or(FakeAnswer::Hang);
+        let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            match answer {
+                FakeAnswer::Archive => Ok(Self::archive_path(call)),
+                FakeAnswer::Fail(e) => Err(e),
+                FakeAnswer::Hang => futures::future::pending().await,
+            }
+        })
+    }
+}
+
+/// A fake cluster: pods and nodes in maps, and an optional failure.
+#[derive(Debug, Default)]
+pub struct FakeListers {
+    pods: Mutex<BTreeMap<(String, String), Pod>>,
+    nodes: Mutex<BTreeMap<String, Node>>,
+    /// When set, every call fails as if the API server were unreachable.
+    unreachable: Mutex<Option<String>>,
+}
+
+impl FakeListers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_pod(self, pod: Pod) -> Self {
+        self.put_pod(pod);
+        self
+    }
+
+    pub fn with_node(self, node: Node) -> Self {
+        self.put_node(node);
+        self
+    }
+
+    pub fn put_pod(&self, pod: Pod) {
+        let key = (
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        );
+        if let Ok(mut pods) = self.pods.lock() {
+            pods.insert(key, pod);
+        }
+    }
+
+    pub fn put_node(&self, node: Node) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.insert(node.metadata.name.clone().unwrap_or_default(), node);
+        }
+    }
+
+    pub fn set_unreachable(&self, reason: Option<&str>) {
+        if let Ok(mut u) = self.unreachable.lock() {
+            *u = reason.map(str::to_owned);
+        }
+    }
+
+    fn check(&self, what: String) -> listers::Result<()> {
+        match self.unreachable.lock().ok().and_then(|u| u.clone()) {
+            Some(reason) => Err(listers::Error::Unreachable {
+                what,
+                source: reason.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The `kube-apiserver` readiness check, failing while unreachable.
+    pub fn api_server_check(self: &Arc<Self>) -> Check {
+        let this = self.clone();
+        Check::new("kube-apiserver", move || {
+            let r = this
+                .check("the API server version".into())
+                .map_err(|e| e.to_string());
+            async move { r }
+        })
+    }
+}
+
+impl PodLister for FakeListers {
+    fn get_pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, listers::Result<Option<Pod>>> {
+        let found = self.check(format!("pod {namespace}/{name}")).map(|()| {
+            self.pods
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&(namespace.to_owned(), name.to_owned())).cloned())
+        });
+        Box::pin(async move { found })
+    }
+}
+
+impl NodeLister for FakeListers {
+    fn get_node<'a>(&'a self, name: &'a str) -> BoxFuture<'a, listers::Result<Option<Node>>> {
+        let found = self
+            .check(format!("node {name}"))
+            .map(|()| self.nodes.lock().ok().and_then(|n| n.get(name).cloned()));
+        Box::pin(async move { found })
+    }
+}
+
+/// Keeps events in memory.
+#[derive(Debug, Default)]
+pub struct FakeEventRecorder {
+    events: Mutex<Vec<PodEvent>>,
+}
+
+impl FakeEventRecorder {
+    pub fn events(&self) -> Vec<PodEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl EventRecorder for FakeEventRecorder {
+    fn record(&self, event: PodEvent) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event);
+        }
+    }
+}
+
+/// The gates with `ContainerCheckpointAPI` as given.
+pub fn gates(container_checkpoint_api: bool) -> FeatureGates {
+    FeatureGates::parse(
+        APISERVER_GATES,
+        &format!("{CONTAINER_CHECKPOINT_API}={container_checkpoint_api}"),
+    )
+    .unwrap_or_else(|_| FeatureGates::defaults(APISERVER_GATES))
+}
+
+/// The fakes of one server under test.
+#[derive(Debug, Default, Clone)]
+pub struct Fakes {
+    pub listers: Arc<FakeListers>,
+    pub kubelet_client: Arc<FakeKubeletClient>,
+    pub events: Arc<FakeEventRecorder>,
+}
+
+impl Fakes {
+    pub fn new(listers: FakeListers) -> Self {
+        Self {
+            listers: Arc::new(listers),
+            ..Self::default()
+        }
+    }
+
+    /// A config on these fakes: the gate on, the flags' defaults, a
+    /// self-signed certificate; `authenticator` and `authorizer` as given.
+    pub fn config(&self, authenticator: Authenticator, authorizer: Arc<dyn Authorizer>) -> Config {
+        let kubelet = KubeletClientConfig::default();
+        Config {
+            secure_serving: SecureServingInfo::ephemeral(([127, 0, 0, 1], 0).into(), &[])
+                .unwrap_or_else(|e| panic!("a self-signed serving config: {e}")),
+            authenticator,
+            rest: CheckpointREST {
+                feature_gates: gates(true),
+                max_timeout_seconds: api_types::MAX_TIMEOUT_SECONDS,
+                max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+                authorizer,
+                pods: self.listers.clone(),
+                nodes: self.listers.clone(),
+                limiter: NodeLimiter::new(kubelet.max_checkpoints_per_node),
+                kubelet,
+                kubelet_client: self.kubelet_client.clone(),
+                events: self.events.clone(),
+                metrics: Arc::new(Metrics::new()),
+            },
+            api_server_check: self.listers.api_server_check(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api_types::ContainerRef;
+    use kcr_testkit::fixtures::running_pod;
+
+    #[tokio::test]
+    async fn fake_kubelet_client() {
+        let fake = FakeKubeletClient::default();
+        let c = CheckpointCall {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            port: 10250,
+            container: ContainerRef::new("ns", "p", "app"),
+            timeout_seconds: 0,
+        };
+        assert_eq!(
+            fake.checkpoint(&c).await.unwrap(),
+            "/var/lib/kubelet/checkpoints/checkpoint-p_ns-app-2026-11-27T07:30:00Z.tar"
+        );
+        fake.set_answer(FakeAnswer::Fail(kubelet_client::Error::NotServed {
+            node: "n1".into(),
+        }));
+        assert!(fake.checkpoint(&c).await.is_err());
+        fake.set_answer(FakeAnswer::Hang);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), fake.checkpoint(&c))
+                .await
+                .is_err()
+        );
+        assert_eq!(fake.calls().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn fake_listers() {
+        let fake = Arc::new(FakeListers::new().with_pod(running_pod("ns", "p", "n1", &["app"])));
+        assert!(fake.get_pod("ns", "p").await.unwrap().is_some());
+        assert!(fake.get_pod("other", "p").await.unwrap().is_none());
+        fake.set_unreachable(Some("connection refused"));
+        let err = fake.get_pod("ns", "p").await.unwrap_err();
+        assert_eq!(err.status().code, Some(503));
+        assert!(fake.api_server_check().run().await.is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! From validated [`Options`] to a [`Config`]: authentication and
+//! authorization like the kubelet's (`cmd/kubelet/app/auth.go`: client
+//! certificates, TokenReview, SubjectAccessReview), the serving certificate,
+//! the checkpoints directory, the CRI runtime. Everything the node agent
+//! needs is checked here, at start, and a failure names the path and the
+//! flag it came from.
+
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use api_types::features::FeatureGates;
+use apiserver_lib::authentication::Authenticator;
+use apiserver_lib::authorization::Authorizer;
+use apiserver_lib::kubeconfig::Fallback;
+use apiserver_lib::options::{DelegationError, SecureServingInfo, SelfSigned, delegate};
+use apiserver_lib::tls;
+
+use crate::host::{self, HostConfig};
+use crate::options::Options;
+use crate::runtime::{CriRuntime, RuntimeService};
+
+/// Base name of the self-signed pair in `--cert-dir`.
+pub const SELF_SIGNED_NAME: &str = "checkpoint-shim";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Delegation(#[from] DelegationError),
+    #[error("failed to load the serving certificate: {0}")]
+    ServingCert(tls::Error),
+    #[error("cannot use the checkpoints directory {path} (<--root-dir>/checkpoints): {error}")]
+    CheckpointsDir { path: PathBuf, error: io::Error },
+    #[error(
+        "cannot use the container runtime socket {path} (--container-runtime-endpoint): {reason}"
+    )]
+    RuntimeSocket { path: PathBuf, reason: String },
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the server runs with.
+#[derive(Debug)]
+pub struct Config {
+    pub secure_serving: SecureServingInfo,
+    pub authenticator: Authenticator,
+    pub authorizer: Arc<dyn Authorizer>,
+    pub feature_gates: FeatureGates,
+    /// `--node-name`: the `name` authorized in `nodes/checkpoint`.
+    pub node_name: String,
+    pub runtime: Arc<dyn RuntimeService>,
+    /// The socket of `--container-runtime-endpoint`, for logs.
+    pub runtime_socket: PathBuf,
+    pub host: HostConfig,
+}
+
+/// Why the runtime's socket cannot be used, or `Ok`: it exists, is a socket,
+/// and accepts a connection from this process.
+pub fn check_runtime_socket(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            "it does not exist (is the runtime running, and is its socket mounted?)".to_owned()
+        }
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (the shim runs as root next to the kubelet)".to_owned()
+        }
+        _ => e.to_string(),
+    })?;
+    if !meta.file_type().is_socket() {
+        return Err("it is not a unix socket".to_owned());
+    }
+    std::os::unix::net::UnixStream::connect(path)
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "permission denied (the shim runs as root next to the kubelet)".to_owned()
+            }
+            io::ErrorKind::ConnectionRefused => {
+                "nothing accepts connections on it (is the runtime running?)".to_owned()
+            }
+            _ => e.to_string(),
+        })
+}
+
+impl Config {
+    /// The configuration of [`Options`] that [`Options::validate`] accepted,
+    /// with the CRI runtime on `--container-runtime-endpoint` (checked now,
+    /// connected to on first use and again after failures).
+    pub async fn from_options(opts: &Options) -> Result<Config> {
+        let socket = runtime_socket(opts)?;
+        let runtime = Arc::new(CriRuntime::connect_lazy(&socket));
+        let config = Self::with_runtime(opts, runtime).await?;
+        check_runtime_socket(&socket).map_err(|reason| Error::RuntimeSocket {
+            path: socket.clone(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// Like [`Config::from_options`] with a given runtime (the socket is not used).
+    pub async fn with_runtime(opts: &Options, runtime: Arc<dyn RuntimeService>) -> Result<Config> {
+        let delegation = delegate(
+            opts.kubeconfig.as_deref(),
+            Fallback::InCluster,
+            &opts.authentication,
+            &opts.authorization,
+            &opts.testing,
+        )
+        .await?;
+        let node_name = opts.node_name().ok_or_else(|| {
+            Error::Options("--node-name: not given and the host name is unknown".into())
+        })?;
+        let mut host = HostConfig::new(opts.checkpoints_dir());
+        host.runtime_request_timeout = opts.runtime_request_timeout.get();
+        // The checkpoints directory must be usable before the first request.
+        host.ensure_dir().map_err(|e| match e {
+            host::Error::CreateDir { path, source } => Error::CheckpointsDir {
+                path,
+                error: source,
+            },
+            other => Error::CheckpointsDir {
+                path: host.dir.clone(),
+                error: io::Error::other(other.to_string()),
+            },
+        })?;
+        let default_cert_dir = opts.default_cert_dir();
+        let hosts = [node_name.clone(), "localhost".to_owned()];
+        let secure_serving = opts
+            .secure_serving
+            .apply(
+                &SelfSigned {
+                    name: SELF_SIGNED_NAME,
+                    default_dir: Some(&default_cert_dir),
+                    hosts: &hosts,
+                },
+                &delegation.authentication.client_cas,
+            )
+            .map_err(Error::ServingCert)?;
+        Ok(Config {
+            secure_serving,
+            authenticator: delegation.authentication.authenticator,
+            authorizer: delegation.authorizer,
+            feature_gates: opts.feature_gates.gates(),
+            node_name,
+            runtime,
+            runtime_socket: runtime_socket(opts).unwrap_or_default(),
+            host,
+        })
+    }
+}
+
+fn runtime_socket(opts: &Options) -> Result<PathBuf> {
+    opts.container_runtime_endpoint
+        .get()
+        .cloned()
+        .map_err(|e| Error::Options(format!("--container-runtime-endpoint: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_sockets_that_cannot_be_used_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.sock");
+        assert_eq!(
+            check_runtime_socket(&missing).unwrap_err(),
+            "it does not exist (is the runtime running, and is its socket mounted?)"
+        );
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            check_runtime_socket(&file).unwrap_err(),
+            "it is not a unix socket"
+        );
+        let dead = dir.path().join("dead.sock");
+        drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+        assert_eq!(
+            check_runtime_socket(&dead).unwrap_err(),
+            "nothing accepts connections on it (is the runtime running?)"
+        );
+        let live = dir.path().join("live.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        assert_eq!(check_runtime_socket(&live), Ok(()));
+    }
+}
