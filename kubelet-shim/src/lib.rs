@@ -13,9 +13,11 @@
 //! * [`routes`]: the HTTP API with the kubelet's answers.
 //! * [`auth`]: x509 / TokenReview / SubjectAccessReview, and the bypasses named for testing.
 //! * [`metrics`]: the `/metrics` exposition.
+//! * [`controller`]: the PodCheckpoint controller (the declarative API's node agent).
 
 pub mod auth;
 pub mod checkpoint;
+pub mod controller;
 pub mod metrics;
 pub mod options;
 pub mod routes;

@@ -90,7 +90,37 @@ pub struct Options {
     /// Log format (logs go to stderr; RUST_LOG sets the level).
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
     pub logging_format: LoggingFormat,
+
+    /// Fulfil the PodCheckpoints (checkpoint.kcr.dev) of this node's pods: auto = when an API
+    /// server is configured (--kubeconfig or in a pod), true = required, false = off.
+    #[arg(long, value_name = "MODE", value_enum, default_value = "auto")]
+    pub podcheckpoint_controller: ControllerMode,
+
+    /// PodCheckpoints checkpointed at once on this node (1-8); the others wait with
+    /// Ready=False/Pending.
+    #[arg(long, value_name = "N", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT)]
+    pub max_concurrent_podcheckpoints: usize,
+
+    /// Serve the kubelet-compatible POST /checkpoint/... endpoint; false on clusters whose
+    /// kubelet serves it (health and metrics are still served).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub checkpoint_endpoint: bool,
 }
+
+/// `--podcheckpoint-controller`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControllerMode {
+    /// On when an API server is configured.
+    Auto,
+    /// On; no API server is an error at start.
+    True,
+    /// Off.
+    False,
+}
+
+/// Most PodCheckpoints checkpointed at once: the node-wide limit of
+/// checkpoints in flight, which the synchronous endpoint shares.
+pub const MAX_CONCURRENT_PODCHECKPOINTS: usize = 8;
 
 /// Invalid options; every problem is listed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,6 +168,12 @@ pub struct Config {
     pub checkpoint_grace: Duration,
     /// Checkpoints in flight on the node at most (more: 429).
     pub max_in_flight_checkpoints: usize,
+    /// Whether to run the PodCheckpoint controller.
+    pub podcheckpoint_controller: ControllerMode,
+    /// PodCheckpoints checkpointed at once.
+    pub max_concurrent_podcheckpoints: usize,
+    /// Whether `/checkpoint/...` is served.
+    pub checkpoint_endpoint: bool,
 }
 
 impl Config {
@@ -223,6 +259,12 @@ impl Options {
         } else {
             AuthorizationMode::AllowUsersForTesting(allow)
         };
+        if !(1..=MAX_CONCURRENT_PODCHECKPOINTS).contains(&self.max_concurrent_podcheckpoints) {
+            errs.push(format!(
+                "--max-concurrent-podcheckpoints: must be between 1 and {MAX_CONCURRENT_PODCHECKPOINTS} (the node's limit of checkpoints in flight), got {}",
+                self.max_concurrent_podcheckpoints
+            ));
+        }
         match (
             runtime_socket,
             node_name,
@@ -246,7 +288,10 @@ impl Options {
                     authorization,
                     token_auth_file_for_testing: self.token_auth_file_for_testing.clone(),
                     checkpoint_grace: api_types::timeouts::NODE_GRACE,
-                    max_in_flight_checkpoints: 8,
+                    max_in_flight_checkpoints: MAX_CONCURRENT_PODCHECKPOINTS,
+                    podcheckpoint_controller: self.podcheckpoint_controller,
+                    max_concurrent_podcheckpoints: self.max_concurrent_podcheckpoints,
+                    checkpoint_endpoint: self.checkpoint_endpoint,
                 })
             }
             _ => Err(Error(errs)),
@@ -290,6 +335,32 @@ mod tests {
             }
         );
         assert!(c.token_auth_file_for_testing.is_none());
+        assert_eq!(c.podcheckpoint_controller, ControllerMode::Auto);
+        assert_eq!(c.max_concurrent_podcheckpoints, 2);
+        assert!(c.checkpoint_endpoint);
+    }
+
+    #[test]
+    fn controller_and_endpoint_flags() {
+        let c = parse(&[
+            "--node-name=n",
+            "--podcheckpoint-controller=true",
+            "--max-concurrent-podcheckpoints=8",
+            "--checkpoint-endpoint=false",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.podcheckpoint_controller, ControllerMode::True);
+        assert_eq!(c.max_concurrent_podcheckpoints, 8);
+        assert!(!c.checkpoint_endpoint);
+        assert!(parse(&["--node-name=n", "--checkpoint-endpoint"]).checkpoint_endpoint);
+        let err = parse(&["--node-name=n", "--max-concurrent-podcheckpoints=0"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid options:\n  --max-concurrent-podcheckpoints: must be between 1 and 8 (the node's limit of checkpoints in flight), got 0"
+        );
     }
 
     #[test]

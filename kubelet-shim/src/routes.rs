@@ -165,8 +165,19 @@ impl App {
     /// The whole HTTP API. Health endpoints need no credentials (as the
     /// kubelet's `/healthz`); `/checkpoint/...` and `/metrics` do.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/checkpoint/{*rest}", any(checkpoint))
+        self.router_with(true)
+    }
+
+    /// [`App::router`], with or without the `/checkpoint/...` endpoint
+    /// (`--checkpoint-endpoint`; without it the path is a 404, as on a
+    /// kubelet whose gate is off).
+    pub fn router_with(&self, checkpoint_endpoint: bool) -> Router {
+        let router = if checkpoint_endpoint {
+            Router::new().route("/checkpoint/{*rest}", any(checkpoint))
+        } else {
+            Router::new()
+        };
+        router
             .route("/metrics", any(metrics_handler))
             .with_state(self.clone())
             .merge(self.health_checks().router())

@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 
 use crate::auth;
 use crate::checkpoint::{self, Checkpointer, Settings};
+use crate::controller::{self, PodCheckpointController};
 use crate::metrics::Metrics;
-use crate::options::{Config, TlsSource};
+use crate::options::{Config, ControllerMode, TlsSource};
 use crate::routes::App;
 use crate::runtime::{CriRuntime, RuntimeService};
 
@@ -29,6 +30,10 @@ pub enum Error {
     Auth(#[from] auth::Error),
     #[error(transparent)]
     Checkpoints(#[from] checkpoint::Error),
+    #[error(
+        "--podcheckpoint-controller=true needs an API server: give --kubeconfig or run in a pod with a service account"
+    )]
+    NoApiServerForController,
     #[error("failed to listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -46,6 +51,8 @@ pub struct Server {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     runtime_socket: PathBuf,
+    checkpoint_endpoint: bool,
+    controller: Option<PodCheckpointController>,
 }
 
 impl Server {
@@ -79,6 +86,28 @@ impl Server {
         settings.max_in_flight = config.max_in_flight_checkpoints;
         let checkpointer = Checkpointer::new(runtime, settings, metrics.clone());
         checkpointer.ensure_dir()?;
+        let controller = match config.podcheckpoint_controller {
+            ControllerMode::False => None,
+            mode => match auth::api_client(config.kubeconfig.as_deref()).await? {
+                Some(client) => {
+                    let mut settings = controller::Settings::new(config.node_name.clone());
+                    settings.max_concurrent = config.max_concurrent_podcheckpoints;
+                    Some(PodCheckpointController::new(
+                        client,
+                        checkpointer.clone(),
+                        settings,
+                        &metrics,
+                    ))
+                }
+                None if mode == ControllerMode::True => {
+                    return Err(Error::NoApiServerForController);
+                }
+                None => {
+                    tracing::info!("no API server configured: the PodCheckpoint controller is off");
+                    None
+                }
+            },
+        };
         let app = App::new(
             checkpointer,
             authenticator,
@@ -98,6 +127,8 @@ impl Server {
             listener,
             tls,
             runtime_socket: config.runtime_socket,
+            checkpoint_endpoint: config.checkpoint_endpoint,
+            controller,
         })
     }
 
@@ -118,8 +149,19 @@ impl Server {
             checkpoints = %self.app.checkpointer().settings().dir.display(),
             "checkpoint-shim serving"
         );
-        let router = self.app.router();
+        let router = self.app.router_with(self.checkpoint_endpoint);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let controller = self.controller.map(|c| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(c.run_until(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         apiserver_lib::serve::serve_tls(self.listener, self.tls, router, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(task) = controller {
+            let _ = task.await;
+        }
         tracing::info!("checkpoint-shim stopped");
     }
 }
