@@ -73,7 +73,12 @@ fn kustomize_renders_the_daemonset() {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            format!("{}|{}|{}", list("apiGroups"), list("resources"), list("verbs"))
+            format!(
+                "{}|{}|{}",
+                list("apiGroups"),
+                list("resources"),
+                list("verbs")
+            )
         })
         .collect();
     assert_eq!(

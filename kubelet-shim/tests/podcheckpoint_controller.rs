@@ -124,7 +124,10 @@ async fn one_container_completes_in_five_requests() {
     let asked = fake.checkpoint_requests();
     assert_eq!(asked.len(), 1);
     assert!(asked[0].location.ends_with(".tar.partial"), "{asked:?}");
-    assert_eq!(files_under(&agent.checkpoints()), std::slice::from_ref(&archive.path));
+    assert_eq!(
+        files_under(&agent.checkpoints()),
+        std::slice::from_ref(&archive.path)
+    );
 
     // The budget: finalizer, claim, final status, an event on the object and
     // one on the pod; nothing else (issue 15 allows 6).
@@ -798,4 +801,96 @@ fn deleted_bytes(notes: &[String]) -> String {
         .and_then(|n| n.split(' ').next())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Issue 15's load shape, scaled by `KCR_LOAD_PODCHECKPOINTS` (default 60
+/// PodCheckpoints over 15 pods; the issue's is 200 over 50): all complete,
+/// the agent spends at most 6 requests per object (5, +1 for those that
+/// waited), then deleting all removes every archive and finalizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_at_once_stay_within_the_request_budget() {
+    let n: usize = std::env::var("KCR_LOAD_PODCHECKPOINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let pods = n.div_ceil(4);
+    let cluster = Cluster::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = FakeCri::new();
+    for p in 0..pods {
+        let pod = format!("load-{p}");
+        add(&fake, &pod, &["app"]);
+        cluster.pod(&pod, NODE_A, "Running", &[("app", true)]).await;
+    }
+    let agent = Agent::start(
+        &cluster,
+        runtime(&fake).await,
+        AgentSetup::new(NODE_A, tmp.path()),
+    )
+    .await;
+    let before = cluster.work_requests(SHIM_SA).len();
+    let started = std::time::Instant::now();
+    let pcs = cluster.pcs();
+    let creates = (0..n).map(|i| {
+        let pcs = pcs.clone();
+        async move {
+            let pc = api_types::PodCheckpoint::new(
+                &format!("load-{i}"),
+                PodCheckpointSpec {
+                    source_pod_name: format!("load-{}", i % pods),
+                    ..Default::default()
+                },
+            );
+            pcs.create(&Default::default(), &pc).await.unwrap();
+        }
+    });
+    futures::future::join_all(creates).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = pcs.list(&Default::default()).await.unwrap().items;
+        let done = list.iter().filter(|pc| pc.is_finished()).count();
+        if done == n {
+            assert!(list.iter().all(|pc| pc.is_ready()), "none fails");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {n} finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spent = cluster.work_requests(SHIM_SA).len() - before;
+    eprintln!(
+        "load: {n} PodCheckpoints over {pods} pods completed in {:.2}s; agent requests {spent} ({:.2} per PodCheckpoint)",
+        took.as_secs_f64(),
+        spent as f64 / n as f64
+    );
+    assert!(spent <= 6 * n, "{spent} requests for {n} PodCheckpoints");
+    assert_eq!(files_under(&agent.checkpoints()).len(), n);
+
+    let started = std::time::Instant::now();
+    pcs.delete_collection(&DeleteParams::default(), &Default::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !pcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "finalizers not released"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "load: deleted all in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(files_under(&agent.checkpoints()).is_empty());
 }

@@ -56,7 +56,7 @@ use api_types::podcheckpoint::{ARCHIVE_FINALIZER, reason};
 use api_types::podcheckpoint::{CheckpointArchive, PodCheckpointContainerStatus};
 use api_types::validation::Target;
 use api_types::{PodCheckpoint, PodCheckpointStatus};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -84,6 +84,8 @@ const MAX_NOTE_BYTES: usize = 1024;
 const BUSY_RETRY: Duration = Duration::from_millis(500);
 /// A waiting PodCheckpoint looks again this often even without a wake-up.
 const PENDING_RECHECK: Duration = Duration::from_secs(30);
+/// How long a stopping controller may take to finish its reconciles.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How often the final status write is tried before handing the object to
 /// the restart recovery.
 const FINAL_WRITE_TRIES: u32 = 5;
@@ -266,12 +268,13 @@ impl PodCheckpointController {
             archives = %ctx.layout.root.display(),
             "PodCheckpoint controller starting"
         );
-        controller
+        let shutdown = shutdown.shared();
+        let run = controller
             .watches_stream(pod_events, move |pod: Pod| {
                 pcs_of_pod(&pc_store, &pod).into_iter()
             })
             .reconcile_on(woken)
-            .graceful_shutdown_on(shutdown)
+            .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 match result {
@@ -282,8 +285,17 @@ impl PodCheckpointController {
                     }
                     Err(e) => tracing::warn!(error = %e, "PodCheckpoint controller"),
                 }
-            })
-            .await;
+            });
+        // Reconciles are short (checkpoints run in tasks of their own): the
+        // controller gets a moment to finish them, no more (its watches may
+        // be sleeping in a backoff).
+        tokio::select! {
+            () = run => {}
+            () = async {
+                shutdown.await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => tracing::warn!("PodCheckpoint controller did not stop in time; stopping it"),
+        }
         for (_, job) in ctx.lock_jobs().drain() {
             if let Job::Running(Some(handle)) = job {
                 handle.abort();
@@ -496,8 +508,10 @@ impl Context {
             .await
         {
             Ok(o) => Ok(Some(o)),
-            Err(e) if moved_on(&e) => {
-                tracing::debug!(object = %object_key(pc), error = %e, "status not written: the object moved on");
+            // Gone, or (for a conditional write) changed since it was read.
+            // A 422 is no race: it is an error, retried and logged.
+            Err(kube::Error::Api(ref s)) if s.code == 404 || (first && s.code == 409) => {
+                tracing::debug!(object = %object_key(pc), code = s.code, "status not written: the object moved on");
                 Ok(None)
             }
             Err(source) => Err(Error::WriteStatus {
