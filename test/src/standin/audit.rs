@@ -83,3 +83,39 @@ impl AuditLog {
 /// read back when the request is logged.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthenticatedUser(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(user: &str, method: &str) -> AuditEvent {
+        AuditEvent {
+            user: user.into(),
+            verb: String::new(),
+            method: method.into(),
+            path: "/api".into(),
+            query: String::new(),
+            resource: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            code: 200,
+        }
+    }
+
+    #[test]
+    fn by_user_and_bounded() {
+        let log = AuditLog::default();
+        log.record(ev("a", "GET"));
+        log.record(ev("b", "PATCH"));
+        assert_eq!(log.by_user("b").len(), 1);
+        assert!(log.by_user("b")[0].is_write());
+        assert!(!log.by_user("a")[0].is_write());
+        for _ in 0..MAX_ENTRIES {
+            log.record(ev("c", "GET"));
+        }
+        assert_eq!(log.events().len(), MAX_ENTRIES);
+        assert!(log.by_user("a").is_empty());
+        log.clear();
+        assert!(log.events().is_empty());
+    }
+}
