@@ -38,8 +38,10 @@ async fn the_deployment_becomes_ready_as_non_root_on_a_read_only_root() {
         "this test runs the binary as the Deployment's user in a mount namespace: run the tests as root, as CI does"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let rendered = Rendered::of("deploy").unwrap_or_else(|e| panic!("{e}"));
-    let deployment = rendered.get("Deployment", "checkpoint-apiserver").unwrap_or_else(|e| panic!("{e}"));
+    let rendered = Rendered::of("deploy").unwrap_or_else(|e| panic!("{e}"));
+    let deployment = rendered
+        .get("Deployment", "checkpoint-apiserver")
+        .unwrap_or_else(|e| panic!("{e}"));
     let container = ManifestContainer::from_workload(deployment, &[]).unwrap();
     assert_ne!(container.run_as_user, 0, "the Deployment runs as non-root");
 
@@ -73,7 +75,10 @@ async fn the_deployment_becomes_ready_as_non_root_on_a_read_only_root() {
         .tmpfs("/tmp");
     for (name, path) in &container.volume_mounts {
         assert!(
-            volume(deployment, name).unwrap_or_else(|| panic!("no volume {name}")).get("emptyDir").is_some(),
+            volume(deployment, name)
+                .unwrap_or_else(|| panic!("no volume {name}"))
+                .get("emptyDir")
+                .is_some(),
             "volume {name} is not an emptyDir: extend this test"
         );
         sandbox = sandbox.empty_dir(path);
@@ -115,8 +120,10 @@ async fn the_deployment_becomes_ready_as_non_root_on_a_read_only_root() {
 fn every_path_the_deployment_writes_is_a_volume() {
     // The root file system is read-only: the only directory the server may
     // write, --cert-dir, must be a volume of the pod.
-        let rendered = Rendered::of("deploy").unwrap_or_else(|e| panic!("{e}"));
-    let deployment = rendered.get("Deployment", "checkpoint-apiserver").unwrap_or_else(|e| panic!("{e}"));
+    let rendered = Rendered::of("deploy").unwrap_or_else(|e| panic!("{e}"));
+    let deployment = rendered
+        .get("Deployment", "checkpoint-apiserver")
+        .unwrap_or_else(|e| panic!("{e}"));
     let container = ManifestContainer::from_workload(deployment, &[]).unwrap();
     let cert_dir = container
         .args

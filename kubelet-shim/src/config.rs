@@ -18,7 +18,7 @@ use apiserver_lib::options::{DelegationError, SecureServingInfo, SelfSigned, del
 use apiserver_lib::tls;
 
 use crate::host::{self, HostConfig};
-use crate::options::Options;
+use crate::options::{ControllerMode, MAX_CONCURRENT_PODCHECKPOINTS, Options};
 use crate::runtime::{CriRuntime, RuntimeService};
 
 /// Base name of the self-signed pair in `--cert-dir`.
@@ -38,12 +38,15 @@ pub enum Error {
     RuntimeSocket { path: PathBuf, reason: String },
     #[error("invalid options: {0}")]
     Options(String),
+    #[error(
+        "--podcheckpoint-controller=true needs an API server: give --kubeconfig or run in a pod with a service account"
+    )]
+    NoApiServerForController,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the server runs with.
-#[derive(Debug)]
 pub struct Config {
     pub secure_serving: SecureServingInfo,
     pub authenticator: Authenticator,
@@ -55,6 +58,16 @@ pub struct Config {
     /// The socket of `--container-runtime-endpoint`, for logs.
     pub runtime_socket: PathBuf,
     pub host: HostConfig,
+    /// The API client of `--kubeconfig` (else the in-cluster service
+    /// account), when there is one: the PodCheckpoint controller's.
+    pub api_client: Option<kube::Client>,
+    /// Whether the PodCheckpoint controller runs (`--podcheckpoint-controller`,
+    /// resolved: `auto` is on exactly when there is an API client).
+    pub podcheckpoint_controller: bool,
+    /// `--max-concurrent-podcheckpoints`.
+    pub max_concurrent_podcheckpoints: usize,
+    /// `--checkpoint-endpoint`: whether `/checkpoint/...` is served.
+    pub checkpoint_endpoint: bool,
 }
 
 /// Why the runtime's socket cannot be used, or `Ok`: it exists, is a socket,
@@ -85,6 +98,25 @@ pub fn check_runtime_socket(path: &Path) -> Result<(), String> {
         })
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("secure_serving", &self.secure_serving)
+            .field("feature_gates", &self.feature_gates)
+            .field("node_name", &self.node_name)
+            .field("runtime_socket", &self.runtime_socket)
+            .field("host", &self.host)
+            .field("api_client", &self.api_client.is_some())
+            .field("podcheckpoint_controller", &self.podcheckpoint_controller)
+            .field(
+                "max_concurrent_podcheckpoints",
+                &self.max_concurrent_podcheckpoints,
+            )
+            .field("checkpoint_endpoint", &self.checkpoint_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
     /// The configuration of [`Options`] that [`Options::validate`] accepted,
     /// with the CRI runtime on `--container-runtime-endpoint` (checked now,
@@ -113,8 +145,18 @@ impl Config {
         let node_name = opts.node_name().ok_or_else(|| {
             Error::Options("--node-name: not given and the host name is unknown".into())
         })?;
+        let podcheckpoint_controller = match (opts.podcheckpoint_controller, &delegation.client) {
+            (ControllerMode::False, _) => false,
+            (_, Some(_)) => true,
+            (ControllerMode::True, None) => return Err(Error::NoApiServerForController),
+            (ControllerMode::Auto, None) => {
+                tracing::info!("no API server configured: the PodCheckpoint controller is off");
+                false
+            }
+        };
         let mut host = HostConfig::new(opts.checkpoints_dir());
         host.runtime_request_timeout = opts.runtime_request_timeout.get();
+        host.max_in_flight = MAX_CONCURRENT_PODCHECKPOINTS;
         // The checkpoints directory must be usable before the first request.
         host.ensure_dir().map_err(|e| match e {
             host::Error::CreateDir { path, source } => Error::CheckpointsDir {
@@ -148,6 +190,10 @@ impl Config {
             runtime,
             runtime_socket: runtime_socket(opts).unwrap_or_default(),
             host,
+            api_client: delegation.client,
+            podcheckpoint_controller,
+            max_concurrent_podcheckpoints: opts.max_concurrent_podcheckpoints,
+            checkpoint_endpoint: opts.checkpoint_endpoint,
         })
     }
 }

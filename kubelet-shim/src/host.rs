@@ -322,7 +322,67 @@ impl Host {
         let container = self.find_container(target).await?;
         self.ensure_dir()?;
         let reservation = self.reserve(target)?;
+        self.run(key, busy, slot, container, reservation, timeout_secs)
+            .await
+    }
 
+    /// Like [`Host::checkpoint_container`], but the runtime writes to
+    /// `location` (a fresh path the caller chose, in a directory it made;
+    /// the PodCheckpoint controller's temporary name). The same rules hold:
+    /// one checkpoint per container at a time, the node-wide limit, a
+    /// bounded wait, nothing left at `location` on failure, 0600 on success.
+    /// Returns the running container it checkpointed with the archive.
+    pub async fn checkpoint_at(
+        &self,
+        target: &ContainerRef,
+        timeout_secs: i64,
+        location: PathBuf,
+    ) -> Result<(Container, Archive)> {
+        let key = target.to_string();
+        let busy = self.claim(&key)?;
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::TooMany(self.config.max_in_flight))?;
+        let container = self.find_container(target).await?;
+        let reservation = {
+            let mut s = self
+                .state
+                .lock()
+                .map_err(|_| Error::NoFreeName(key.clone()))?;
+            if !s.reserved.insert(location.clone()) || fs::symlink_metadata(&location).is_ok() {
+                return Err(Error::NoFreeName(key));
+            }
+            Reservation {
+                state: self.state.clone(),
+                key: location,
+                set: |s| &mut s.reserved,
+            }
+        };
+        let archive = self
+            .run(
+                key,
+                busy,
+                slot,
+                container.clone(),
+                reservation,
+                timeout_secs,
+            )
+            .await?;
+        Ok((container, archive))
+    }
+
+    /// Calls the runtime for a claimed container and settles its archive.
+    async fn run(
+        &self,
+        key: String,
+        busy: BusyGuard,
+        slot: OwnedSemaphorePermit,
+        container: Container,
+        reservation: Reservation,
+        timeout_secs: i64,
+    ) -> Result<Archive> {
         let rrt_secs = i64::try_from(self.config.runtime_request_timeout.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);

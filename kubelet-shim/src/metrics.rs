@@ -3,7 +3,9 @@
 //! * `checkpoint_shim_http_requests_total{path, method, code}`: every answer;
 //! * `checkpoint_shim_checkpoint_duration_seconds{result}`: how long the runtime's
 //!   `CheckpointContainer` took (`result` = `success`, `error` or `timeout`);
-//! * `checkpoint_shim_checkpoint_archive_bytes`: sizes of the archives written.
+//! * `checkpoint_shim_checkpoint_archive_bytes`: sizes of the archives written;
+//! * the PodCheckpoint controller's, registered by it
+//!   ([`crate::controller::metrics`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,6 +140,19 @@ impl Metrics {
     pub fn archive_size(&self, bytes: u64) {
         // f64 is exact up to 2^53 bytes, far beyond any archive.
         self.archive_bytes.observe(bytes as f64);
+    }
+
+    /// Registers a metric of another part of the shim (the PodCheckpoint
+    /// controller's) under the `checkpoint_shim` prefix.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(name, help, metric);
+        }
     }
 
     /// The exposition text.

@@ -104,7 +104,37 @@ pub struct Options {
 
     #[command(flatten)]
     pub logging: LoggingOptions,
+
+    /// Fulfil the PodCheckpoints (checkpoint.kcr.dev) of this node's pods: auto = when an API
+    /// server is configured (--kubeconfig or in a pod), true = required, false = off.
+    #[arg(long, value_name = "MODE", value_enum, default_value = "auto")]
+    pub podcheckpoint_controller: ControllerMode,
+
+    /// PodCheckpoints checkpointed at once on this node (1-8); the others wait with
+    /// Ready=False/Pending.
+    #[arg(long, value_name = "N", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT)]
+    pub max_concurrent_podcheckpoints: usize,
+
+    /// Serve the kubelet-compatible POST /checkpoint/... endpoint; false on clusters whose
+    /// kubelet serves it (health and metrics are still served).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub checkpoint_endpoint: bool,
 }
+
+/// `--podcheckpoint-controller`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControllerMode {
+    /// On when an API server is configured.
+    Auto,
+    /// On; no API server is an error at start.
+    True,
+    /// Off.
+    False,
+}
+
+/// Most PodCheckpoints checkpointed at once: the node-wide limit of
+/// checkpoints in flight, which the synchronous endpoint shares.
+pub const MAX_CONCURRENT_PODCHECKPOINTS: usize = 8;
 
 /// The host name, lower-cased, as the kubelet defaults its node name.
 pub fn default_node_name() -> Option<String> {
@@ -144,6 +174,12 @@ impl Options {
             errs.push("--runtime-request-timeout: must be at least 1s".into());
         }
         errs.extend(self.logging.validate());
+        if !(1..=MAX_CONCURRENT_PODCHECKPOINTS).contains(&self.max_concurrent_podcheckpoints) {
+            errs.push(format!(
+                "--max-concurrent-podcheckpoints: must be between 1 and {MAX_CONCURRENT_PODCHECKPOINTS} (the node's limit of checkpoints in flight), got {}",
+                self.max_concurrent_podcheckpoints
+            ));
+        }
         InvalidOptions::check(errs)
     }
 
@@ -171,6 +207,32 @@ mod tests {
         let mut argv = vec!["checkpoint-shim"];
         argv.extend_from_slice(args);
         Options::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn controller_and_endpoint_flags() {
+        let o = parse(&["--node-name=n"]);
+        assert_eq!(o.podcheckpoint_controller, ControllerMode::Auto);
+        assert_eq!(o.max_concurrent_podcheckpoints, 2);
+        assert!(o.checkpoint_endpoint);
+        let o = parse(&[
+            "--node-name=n",
+            "--podcheckpoint-controller=true",
+            "--max-concurrent-podcheckpoints=8",
+            "--checkpoint-endpoint=false",
+        ]);
+        o.validate().unwrap();
+        assert_eq!(o.podcheckpoint_controller, ControllerMode::True);
+        assert_eq!(o.max_concurrent_podcheckpoints, 8);
+        assert!(!o.checkpoint_endpoint);
+        assert!(parse(&["--node-name=n", "--checkpoint-endpoint"]).checkpoint_endpoint);
+        let err = parse(&["--node-name=n", "--max-concurrent-podcheckpoints=0"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid options:\n  --max-concurrent-podcheckpoints: must be between 1 and 8 (the node's limit of checkpoints in flight), got 0"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::controller::{self, PodCheckpointController};
 use crate::host::Host;
 use crate::metrics::{self, Metrics};
 use crate::routes::{
@@ -60,6 +61,9 @@ struct Inner {
     host: Host,
     metrics: Metrics,
     runtime_socket: std::path::PathBuf,
+    checkpoint_endpoint: bool,
+    /// The PodCheckpoint controller, taken and run by [`Server::serve_on`].
+    controller: std::sync::Mutex<Option<PodCheckpointController>>,
 }
 
 /// The resource attributes the kubelet authorizes a request with:
@@ -99,6 +103,19 @@ impl Server {
     pub fn new(config: Config) -> Self {
         let metrics = Metrics::new();
         let host = Host::new(config.runtime, config.host, metrics.clone());
+        let controller = match (config.podcheckpoint_controller, config.api_client) {
+            (true, Some(client)) => {
+                let mut settings = controller::Settings::new(config.node_name.clone());
+                settings.max_concurrent = config.max_concurrent_podcheckpoints;
+                Some(PodCheckpointController::new(
+                    client,
+                    host.clone(),
+                    settings,
+                    &metrics,
+                ))
+            }
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 listen: config.secure_serving.listen,
@@ -110,6 +127,8 @@ impl Server {
                 host,
                 metrics,
                 runtime_socket: config.runtime_socket,
+                checkpoint_endpoint: config.checkpoint_endpoint,
+                controller: std::sync::Mutex::new(controller),
             }),
         }
     }
@@ -159,7 +178,8 @@ impl Server {
                     .with_state(self.clone()),
             )
             .merge(self.health_checks().router());
-        if self.inner.feature_gates.enabled(CONTAINER_CHECKPOINT) {
+        if self.inner.checkpoint_endpoint && self.inner.feature_gates.enabled(CONTAINER_CHECKPOINT)
+        {
             let node = self.inner.node_name.clone();
             let checkpoint = authentication.wrap(
                 Router::new()
@@ -242,7 +262,24 @@ impl Server {
             "checkpoint-shim serving"
         );
         let router = self.router();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let controller = self
+            .inner
+            .controller
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .map(|c| {
+                let mut stopped = stopped.clone();
+                tokio::spawn(c.run_until(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }))
+            });
         serve::serve_tls(listener, self.inner.tls.clone(), router, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(task) = controller {
+            let _ = task.await;
+        }
         tracing::info!("checkpoint-shim stopped");
     }
 }

@@ -67,6 +67,8 @@ struct Setup {
     max_in_flight: usize,
     /// `None`: the fake CRI.
     runtime: Option<Arc<dyn RuntimeService>>,
+    /// `--checkpoint-endpoint`.
+    checkpoint_endpoint: bool,
 }
 
 impl Default for Setup {
@@ -77,6 +79,7 @@ impl Default for Setup {
             runtime_request_timeout: Duration::from_secs(2),
             max_in_flight: 8,
             runtime: None,
+            checkpoint_endpoint: true,
         }
     }
 }
@@ -134,6 +137,10 @@ async fn fixture_with(setup: Setup) -> Fixture {
         runtime,
         runtime_socket: PathBuf::from("/unused.sock"),
         host,
+        api_client: None,
+        podcheckpoint_controller: false,
+        max_concurrent_podcheckpoints: 2,
+        checkpoint_endpoint: setup.checkpoint_endpoint,
     });
     Fixture {
         fake,
@@ -506,6 +513,34 @@ async fn gate_off_removes_the_route() {
     // Health is still served.
     let a = f.call(Method::GET, "/healthz", Who::Anonymous).await;
     assert_eq!(a.code, StatusCode::OK);
+}
+
+/// `--checkpoint-endpoint=false` (a cluster whose kubelet serves
+/// `/checkpoint`, the shim running only as the PodCheckpoint agent): the
+/// path does not exist; health and metrics are still served.
+#[tokio::test]
+async fn endpoint_off_leaves_health_and_metrics() {
+    let f = fixture_with(Setup {
+        checkpoint_endpoint: false,
+        ..Setup::default()
+    })
+    .await;
+    let a = f
+        .call(Method::POST, "/checkpoint/default/web/app", Who::Alice)
+        .await;
+    assert_eq!(
+        (a.code, a.body.as_str()),
+        (StatusCode::NOT_FOUND, "404 page not found\n")
+    );
+    assert!(f.fake.checkpoint_requests().is_empty());
+    assert_eq!(
+        f.call(Method::GET, "/healthz", Who::Anonymous).await.code,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.call(Method::GET, "/metrics", Who::Alice).await.code,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -39,8 +39,10 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
         "this test runs the binary as the DaemonSet does in a mount namespace: run the tests as root, as CI does"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let rendered = Rendered::of("deploy/shim").unwrap_or_else(|e| panic!("{e}"));
-    let daemonset = rendered.get("DaemonSet", "checkpoint-shim").unwrap_or_else(|e| panic!("{e}"));
+    let rendered = Rendered::of("deploy/shim").unwrap_or_else(|e| panic!("{e}"));
+    let daemonset = rendered
+        .get("DaemonSet", "checkpoint-shim")
+        .unwrap_or_else(|e| panic!("{e}"));
     let container =
         ManifestContainer::from_workload(daemonset, &[("spec.nodeName", "node-1")]).unwrap();
 
@@ -55,7 +57,7 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
     write_file(&dir, "alice.yaml", ALICE_MAY_CHECKPOINT_NODES);
     let mut config = standin::Config::new(dir.join("apiserver-pki"));
     config.token_auth_file = Some(dir.join("tokens.csv"));
-    config.policy_files = vec![root.join("deploy/shim/rbac.yaml"), dir.join("alice.yaml")];
+    config.policy_files = vec![root.join("deploy/shim/base/rbac.yaml"), dir.join("alice.yaml")];
     let api = standin::start(config).await.unwrap();
 
     // The node, under `node`: /run (the CRI socket, the service account

@@ -50,9 +50,48 @@ fn kustomize_renders_the_daemonset() {
         "- tokenreviews",
         "- subjectaccessreviews",
         "name: checkpoint-shim\n  namespace: kcr-system",
+        "--podcheckpoint-controller=true",
+        "--max-concurrent-podcheckpoints=2",
     ] {
         assert!(shim.yaml.contains(want), "deploy/shim lacks {want:?}");
     }
+    // The agent's rights, exactly: TokenReview and SubjectAccessReview for
+    // its endpoint; for the PodCheckpoint controller, list/watch/patch
+    // (finalizer) of podcheckpoints, patch of their status, get/list/watch
+    // of pods, create/patch of events.k8s.io events. Nothing else.
+    let role = shim.get("ClusterRole", "kcr:checkpoint-shim").unwrap();
+    let rules: Vec<String> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let list = |k: &str| {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!(
+                "{}|{}|{}",
+                list("apiGroups"),
+                list("resources"),
+                list("verbs")
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "authentication.k8s.io|tokenreviews|create",
+            "authorization.k8s.io|subjectaccessreviews|create",
+            "checkpoint.kcr.dev|podcheckpoints|list,watch,patch",
+            "checkpoint.kcr.dev|podcheckpoints/status|patch",
+            "|pods|get,list,watch",
+            "events.k8s.io|events|create,patch",
+        ]
+    );
     // The bypasses named for testing never ship.
     assert!(
         !shim.yaml.contains("for-testing"),

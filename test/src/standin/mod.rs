@@ -27,6 +27,8 @@
 //!   merge and JSON patches ([`patch`]); label and field selectors
 //!   ([`selector`]); both Event APIs over one set of objects ([`events`]);
 //!   Table output for `kubectl get` ([`table`]);
+//! * an audit log of every request answered ([`audit`]), for tests that
+//!   count or attribute a client's requests;
 //! * `--request-timeout` (60 s) and `?timeout=` (a Go duration) cut
 //!   non-long-running requests with kube-apiserver's 504 Status; watches are
 //!   long-running.
@@ -43,6 +45,7 @@
 
 pub mod admission;
 pub mod aggregator;
+pub mod audit;
 pub mod certs;
 pub mod crd;
 pub mod events;
@@ -274,6 +277,7 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
         server_address: server_address.to_owned(),
         version: config.version.clone(),
         bookmark_interval: config.bookmark_interval,
+        audit: audit::AuditLog::default(),
     };
     Ok((pki, state))
 }

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::aggregator::{self, Aggregator};
+use super::audit::{AuditEvent, AuditLog, AuthenticatedUser};
 use super::crd;
 use super::events;
 use super::openapi;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub version: String,
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Every request answered.
+    pub audit: AuditLog,
 }
 
 /// The stand-in's router.
@@ -87,6 +90,24 @@ async fn handle(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .unwrap_or("")
         .to_owned();
     let info = request_info::parse(&method, &path, query.as_deref());
+    let audit = AuditEvent {
+        user: String::new(),
+        verb: if info.is_resource_request {
+            info.verb.clone()
+        } else {
+            String::new()
+        },
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone().unwrap_or_default(),
+        resource: match (info.resource.as_str(), info.subresource.as_str()) {
+            (r, "") => r.to_owned(),
+            (r, sub) => format!("{r}/{sub}"),
+        },
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        code: 0,
+    };
     let deadline = if info.is_long_running() {
         None
     } else {
@@ -98,13 +119,23 @@ async fn handle(State(s): State<Arc<AppState>>, req: Request) -> Response {
         Some(tokio::time::Instant::now() + timeout)
     };
     let fut = serve(&s, info, req, deadline);
-    let response = match deadline {
+    let mut response = match deadline {
         Some(at) => match tokio::time::timeout_at(at, fut).await {
             Ok(r) => r,
             Err(_) => status::timeout().into_response(),
         },
         None => fut.await,
     };
+    let user = response
+        .extensions_mut()
+        .remove::<AuthenticatedUser>()
+        .map(|u| u.0)
+        .unwrap_or_default();
+    s.audit.record(AuditEvent {
+        user,
+        code: response.status().as_u16(),
+        ..audit
+    });
     tracing::info!(
         %method,
         path,
@@ -184,6 +215,20 @@ async fn serve(
             return status::unauthorized().into_response();
         }
     };
+    let name = user.name.clone();
+    let mut response = serve_as(s, info, parts, body, user, deadline).await;
+    response.extensions_mut().insert(AuthenticatedUser(name));
+    response
+}
+
+async fn serve_as(
+    s: &Arc<AppState>,
+    info: RequestInfo,
+    parts: http::request::Parts,
+    body: Body,
+    user: apiserver_lib::UserInfo,
+    deadline: Option<tokio::time::Instant>,
+) -> Response {
     let attrs = rbac::Attributes {
         user,
         verb: info.verb.clone(),
