@@ -57,7 +57,10 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
     write_file(&dir, "alice.yaml", ALICE_MAY_CHECKPOINT_NODES);
     let mut config = standin::Config::new(dir.join("apiserver-pki"));
     config.token_auth_file = Some(dir.join("tokens.csv"));
-    config.policy_files = vec![root.join("deploy/shim/base/rbac.yaml"), dir.join("alice.yaml")];
+    config.policy_files = vec![
+        root.join("deploy/shim/base/rbac.yaml"),
+        dir.join("alice.yaml"),
+    ];
     let api = standin::start(config).await.unwrap();
 
     // The node, under `node`: /run (the CRI socket, the service account

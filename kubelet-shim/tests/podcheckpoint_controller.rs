@@ -645,7 +645,9 @@ async fn two_agents_only_the_pods_node_acts() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let b_spent = &cluster.work_requests("agent-b")[b_before..];
     assert!(
-        b_spent.iter().all(|e| e.verb == "get" && e.resource == "pods"),
+        b_spent
+            .iter()
+            .all(|e| e.verb == "get" && e.resource == "pods"),
         "{b_spent:#?}"
     );
     assert!(fake_b.checkpoint_requests().is_empty());
@@ -668,7 +670,9 @@ async fn two_agents_only_the_pods_node_acts() {
     assert!(files_under(&a.checkpoints()).is_empty());
     let b_spent = &cluster.work_requests("agent-b")[b_before..];
     assert!(
-        b_spent.iter().all(|e| e.verb == "get" && e.resource == "pods"),
+        b_spent
+            .iter()
+            .all(|e| e.verb == "get" && e.resource == "pods"),
         "{b_spent:#?}"
     );
 }
