@@ -68,6 +68,12 @@ pub struct Config {
     pub max_concurrent_podcheckpoints: usize,
     /// `--checkpoint-endpoint`: whether `/checkpoint/...` is served.
     pub checkpoint_endpoint: bool,
+    /// `--max-archives-per-container`, `--max-archive-bytes` (0: none).
+    pub retention: crate::controller::retention::Policy,
+    /// `--max-archive-bytes` as given, for messages.
+    pub max_archive_bytes_flag: String,
+    /// `--orphan-archive-grace`, or `None` with `--keep-orphan-archives`.
+    pub orphan_archive_grace: Option<std::time::Duration>,
 }
 
 /// Why the runtime's socket cannot be used, or `Ok`: it exists, is a socket,
@@ -113,6 +119,8 @@ impl std::fmt::Debug for Config {
                 &self.max_concurrent_podcheckpoints,
             )
             .field("checkpoint_endpoint", &self.checkpoint_endpoint)
+            .field("retention", &self.retention)
+            .field("orphan_archive_grace", &self.orphan_archive_grace)
             .finish_non_exhaustive()
     }
 }
@@ -194,6 +202,15 @@ impl Config {
             podcheckpoint_controller,
             max_concurrent_podcheckpoints: opts.max_concurrent_podcheckpoints,
             checkpoint_endpoint: opts.checkpoint_endpoint,
+            retention: crate::controller::retention::Policy {
+                max_archives_per_container: (opts.max_archives_per_container > 0)
+                    .then_some(opts.max_archives_per_container),
+                max_archive_bytes: (opts.max_archive_bytes.bytes > 0)
+                    .then_some(opts.max_archive_bytes.bytes),
+            },
+            max_archive_bytes_flag: opts.max_archive_bytes.raw.clone(),
+            orphan_archive_grace: (!opts.keep_orphan_archives)
+                .then(|| opts.orphan_archive_grace.get()),
         })
     }
 }

@@ -119,6 +119,73 @@ pub struct Options {
     /// kubelet serves it (health and metrics are still served).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub checkpoint_endpoint: bool,
+
+    /// Keep at most N PodCheckpoint archives per container (namespace, pod, container) on this
+    /// node, the newest; the objects holding older ones are deleted. 0: no limit. Objects
+    /// annotated checkpoint.kcr.dev/pin=true are exempt.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_archives_per_container: usize,
+
+    /// Keep the PodCheckpoint archives on this node under this many bytes (a Kubernetes
+    /// quantity: 50Gi, 500M): the oldest unpinned objects are deleted, and a checkpoint that
+    /// cannot fit fails before writing. 0: no limit.
+    #[arg(long, value_name = "QUANTITY", default_value = "0")]
+    pub max_archive_bytes: ByteQuantity,
+
+    /// Remove an archive directory (<root-dir>/checkpoints/<uid>/, written by this agent) whose
+    /// PodCheckpoint is gone once it has had none for this long (Go duration).
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(DEFAULT_ORPHAN_ARCHIVE_GRACE))]
+    pub orphan_archive_grace: GoDuration,
+
+    /// Never remove archive directories whose PodCheckpoint is gone.
+    #[arg(long)]
+    pub keep_orphan_archives: bool,
+}
+
+/// Default `--orphan-archive-grace`.
+pub const DEFAULT_ORPHAN_ARCHIVE_GRACE: Duration = Duration::from_secs(600);
+
+/// A number of bytes given as a Kubernetes quantity (`50Gi`, `500M`,
+/// `1.5Gi`, `1000`), as `kubectl` and resource limits take them; kept with
+/// the text given, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteQuantity {
+    pub raw: String,
+    pub bytes: u64,
+}
+
+impl std::str::FromStr for ByteQuantity {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "{raw:?} is not a quantity of bytes (a number with an optional suffix: Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E)"
+            )
+        };
+        // The parser reads a bare suffix as 0 and accepts "inf"/"nan":
+        // a quantity starts with a digit.
+        if !raw.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let q = kube_quantity::ParsedQuantity::try_from(raw).map_err(|_| bad())?;
+        let bytes = q.to_bytes_f64().ok_or_else(bad)?.ceil();
+        if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+            return Err(bad());
+        }
+        Ok(ByteQuantity {
+            raw: raw.to_owned(),
+            // In range: checked above.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            bytes: bytes as u64,
+        })
+    }
+}
+
+impl std::fmt::Display for ByteQuantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.raw)
+    }
 }
 
 /// `--podcheckpoint-controller`.
@@ -180,6 +247,9 @@ impl Options {
                 self.max_concurrent_podcheckpoints
             ));
         }
+        if self.orphan_archive_grace.get() < Duration::from_secs(1) {
+            errs.push("--orphan-archive-grace: must be at least 1s (to keep orphans, give --keep-orphan-archives)".into());
+        }
         InvalidOptions::check(errs)
     }
 
@@ -232,6 +302,58 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid options:\n  --max-concurrent-podcheckpoints: must be between 1 and 8 (the node's limit of checkpoints in flight), got 0"
+        );
+    }
+
+    #[test]
+    fn retention_flags() {
+        let o = parse(&["--node-name=n"]);
+        assert_eq!(o.max_archives_per_container, 0);
+        assert_eq!(o.max_archive_bytes.bytes, 0);
+        assert_eq!(o.orphan_archive_grace.get(), Duration::from_secs(600));
+        assert!(!o.keep_orphan_archives);
+        let o = parse(&[
+            "--node-name=n",
+            "--max-archives-per-container=3",
+            "--max-archive-bytes=50Gi",
+            "--orphan-archive-grace=30s",
+            "--keep-orphan-archives",
+        ]);
+        o.validate().unwrap();
+        assert_eq!(o.max_archives_per_container, 3);
+        assert_eq!(o.max_archive_bytes.bytes, 50 << 30);
+        assert_eq!(o.max_archive_bytes.to_string(), "50Gi");
+        assert_eq!(o.orphan_archive_grace.get(), Duration::from_secs(30));
+        assert!(o.keep_orphan_archives);
+        for (raw, bytes) in [
+            ("1.5Gi", 3 << 29),
+            ("500M", 500_000_000),
+            ("1000", 1000),
+            ("1k", 1000),
+            ("2Ki", 2048),
+            ("0", 0),
+        ] {
+            assert_eq!(raw.parse::<ByteQuantity>().unwrap().bytes, bytes, "{raw}");
+        }
+        for bad in ["", "Gi", "-1Gi", "50GB", "inf", "nan", "1 Gi", "lots"] {
+            let err = bad.parse::<ByteQuantity>().unwrap_err();
+            assert!(err.contains("is not a quantity of bytes"), "{bad}: {err}");
+        }
+        let err = Options::try_parse_from(["checkpoint-shim", "--max-archive-bytes=50GB"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"50GB\" is not a quantity of bytes (a number with an optional suffix: Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E)"),
+            "{err}"
+        );
+        let err = parse(&["--node-name=n", "--orphan-archive-grace=0s"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            [
+                "--orphan-archive-grace: must be at least 1s (to keep orphans, give --keep-orphan-archives)"
+            ]
         );
     }
 

@@ -1,5 +1,5 @@
-//! The container runtime behind a narrow trait: the three CRI `RuntimeService`
-//! calls the checkpoint endpoint needs (mirrors the slice of
+//! The container runtime behind a narrow trait: the CRI `RuntimeService`
+//! calls the checkpoint endpoint and the node agent need (mirrors the slice of
 //! `k8s.io/cri-api/pkg/apis.RuntimeService` the kubelet uses for it,
 //! `pkg/kubelet/cri/remote/remote_runtime.go`).
 //!
@@ -95,6 +95,24 @@ pub trait RuntimeService: Send + Sync + std::fmt::Debug {
         &self,
         request: CheckpointContainerRequest,
     ) -> BoxFuture<'_, Result<()>>;
+    /// What a checkpoint of the container would roughly weigh, from CRI
+    /// `ContainerStats`: [`estimate_from_stats`]. `None`: the runtime
+    /// reports no memory usage for it.
+    fn checkpoint_size_estimate(&self, container_id: &str) -> BoxFuture<'_, Result<Option<u64>>>;
+}
+
+/// A checkpoint's size, estimated from a container's stats: its memory
+/// working set (the kubelet's "memory usage"; CRIU dumps the process's
+/// pages) plus its writable layer (the archive's rootfs diff), when the
+/// runtime reports it. `None` without a memory figure.
+pub fn estimate_from_stats(stats: &cri::ContainerStats) -> Option<u64> {
+    let memory = stats.memory.as_ref()?.working_set_bytes.as_ref()?.value;
+    let layer = stats
+        .writable_layer
+        .as_ref()
+        .and_then(|l| l.used_bytes.as_ref())
+        .map_or(0, |v| v.value);
+    Some(memory.saturating_add(layer))
 }
 
 /// The real runtime: a CRI v1 client over a tonic channel.
@@ -183,6 +201,21 @@ impl RuntimeService for CriRuntime {
             Ok(())
         })
     }
+
+    fn checkpoint_size_estimate(&self, container_id: &str) -> BoxFuture<'_, Result<Option<u64>>> {
+        let mut client = self.client.clone();
+        let request = cri::ContainerStatsRequest {
+            container_id: container_id.to_owned(),
+        };
+        Box::pin(async move {
+            let resp = client
+                .container_stats(request)
+                .await
+                .map_err(call_err("ContainerStats"))?
+                .into_inner();
+            Ok(resp.stats.as_ref().and_then(estimate_from_stats))
+        })
+    }
 }
 
 /// A gRPC status the way Go's `status.Error` prints it, as the kubelet
@@ -247,6 +280,23 @@ mod tests {
             parse_endpoint("tcp://x").unwrap_err().to_string(),
             "unsupported container runtime endpoint \"tcp://x\": only unix sockets are supported (unix:///path/to/socket)"
         );
+    }
+
+    #[test]
+    fn size_estimate_is_memory_plus_writable_layer() {
+        let v = |value| Some(cri::UInt64Value { value });
+        let mut stats = cri::ContainerStats::default();
+        assert_eq!(estimate_from_stats(&stats), None);
+        stats.memory = Some(cri::MemoryUsage {
+            working_set_bytes: v(300 << 20),
+            ..Default::default()
+        });
+        assert_eq!(estimate_from_stats(&stats), Some(300 << 20));
+        stats.writable_layer = Some(cri::FilesystemUsage {
+            used_bytes: v(5 << 20),
+            ..Default::default()
+        });
+        assert_eq!(estimate_from_stats(&stats), Some(305 << 20));
     }
 
     #[test]

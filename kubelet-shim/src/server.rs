@@ -107,6 +107,9 @@ impl Server {
             (true, Some(client)) => {
                 let mut settings = controller::Settings::new(config.node_name.clone());
                 settings.max_concurrent = config.max_concurrent_podcheckpoints;
+                settings.retention = config.retention;
+                settings.max_archive_bytes_flag = config.max_archive_bytes_flag;
+                settings.orphan_grace = config.orphan_archive_grace;
                 Some(PodCheckpointController::new(
                     client,
                     host.clone(),

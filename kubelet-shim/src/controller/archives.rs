@@ -13,7 +13,10 @@
 //! A directory named by a UID marks the agent's files: the kubelet's own
 //! archives (and the synchronous endpoint's) sit directly in `checkpoints/`
 //! and are never touched here; only directories whose name is a UID are ever
-//! removed, and never through a symbolic link.
+//! removed, and never through a symbolic link. Each directory also holds a
+//! marker file ([`MARKER`], the object's `namespace/name`): a directory
+//! whose object is gone (an orphan) is removed only if its name is a UUID
+//! and it carries the marker.
 
 use std::fs;
 use std::io::{self, Read};
@@ -23,6 +26,11 @@ use std::path::{Path, PathBuf};
 use api_types::archive::{ARCHIVE_SUFFIX, archive_file_name, archive_prefix};
 use api_types::k8s_openapi::jiff::Timestamp;
 use sha2::{Digest, Sha256};
+
+/// The marker file in each object directory the agent creates: its
+/// `namespace/name`. Only a directory with a UUID name and this marker is
+/// ever removed without its object (an orphan).
+pub const MARKER: &str = ".podcheckpoint";
 
 /// Suffix of the temporary name the runtime writes to.
 pub const PARTIAL_SUFFIX: &str = ".partial";
@@ -51,6 +59,17 @@ pub struct Removed {
 /// letters, digits and `-`, at most 64), so never `.`, `..` or a path.
 pub fn is_uid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether `s` is a UUID as Kubernetes writes UIDs
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lower-case hex): the only
+/// directory names the orphan sweep considers.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 fn invalid_uid(uid: &str) -> io::Error {
@@ -93,6 +112,33 @@ impl Layout {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
         }
         Ok(dir)
+    }
+
+    /// Marks `dir` as the agent's, for the object `owner` (`namespace/name`):
+    /// writes [`MARKER`] (0600) unless it is there.
+    pub fn mark(dir: &Path, owner: &str) -> io::Result<()> {
+        let marker = dir.join(MARKER);
+        if fs::symlink_metadata(&marker).is_ok() {
+            return Ok(());
+        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&marker)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        f.write_all(format!("{owner}\n").as_bytes())
+    }
+
+    /// Whether `dir` carries the agent's [`MARKER`] (a regular file, not a link).
+    pub fn is_marked(dir: &Path) -> bool {
+        fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.file_type().is_file())
     }
 
     /// The first free final name for a container's archive at `now` in
@@ -171,6 +217,7 @@ impl Layout {
             let entry = entry?;
             if let Ok(m) = entry.metadata()
                 && m.is_file()
+                && entry.file_name() != MARKER
             {
                 removed.files += 1;
                 removed.bytes += m.len();
@@ -291,6 +338,15 @@ mod tests {
         );
         assert_eq!(Layout::find_archive(&dir, "web", "ns", "db"), None);
 
+        Layout::mark(&dir, "ns/web-1").unwrap();
+        Layout::mark(&dir, "ns/web-1").unwrap();
+        assert!(Layout::is_marked(&dir));
+        assert_eq!(fs::read_to_string(dir.join(MARKER)).unwrap(), "ns/web-1\n");
+        assert_eq!(
+            fs::metadata(dir.join(MARKER)).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The marker is no archive: not counted.
         let removed = layout.remove_object_dir("u-1").unwrap();
         assert_eq!(
             removed,
@@ -301,6 +357,21 @@ mod tests {
         );
         assert!(!dir.exists());
         assert_eq!(layout.remove_object_dir("u-1").unwrap(), Removed::default());
+    }
+
+    #[test]
+    fn uuids_only_for_orphans() {
+        assert!(is_uuid("37481bae-d3b7-4e5a-8ece-ec5eab5315ea"));
+        for bad in [
+            "u-1",
+            "37481BAE-d3b7-4e5a-8ece-ec5eab5315ea",
+            "37481bae-d3b7-4e5a-8ece-ec5eab5315e",
+            "37481bae-d3b7-4e5a-8ece-ec5eab5315eaa",
+            "37481bae_d3b7-4e5a-8ece-ec5eab5315ea",
+            "checkpoint-web_ns-app-2026-11-30T07:00:00Z.tar",
+        ] {
+            assert!(!is_uuid(bad), "{bad}");
+        }
     }
 
     #[test]

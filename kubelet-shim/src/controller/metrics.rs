@@ -7,8 +7,12 @@
 //! * `checkpoint_shim_podcheckpoint_failures_total{reason}`: terminal failures by cause
 //!   (`pod_not_found`, `unknown_container`, `runtime`, `interrupted`, ...: see
 //!   [`super::plan::cause`]);
-//! * `checkpoint_shim_podcheckpoint_archives_deleted_total`: archives removed with
-//!   their object.
+//! * `checkpoint_shim_podcheckpoint_archives_deleted_total`: archive files removed
+//!   (with their object, or as orphans);
+//! * `checkpoint_shim_podcheckpoint_archive_bytes_deleted_total`: their bytes;
+//! * `checkpoint_shim_podcheckpoint_retention_deletions_total{policy}`: what the
+//!   retention rules deleted (`ttl`, `max_archives_per_container`,
+//!   `max_archive_bytes`: objects; `orphan`: directories without an object).
 
 use std::time::Duration;
 
@@ -30,6 +34,11 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: &'static str,
+}
+
 fn duration_histogram() -> Histogram {
     // 50 ms .. ~27 min
     Histogram::new(exponential_buckets(0.05, 2.0, 16))
@@ -43,6 +52,8 @@ pub struct ControllerMetrics {
     bytes: Counter,
     failures: Family<ReasonLabels, Counter>,
     deleted: Counter,
+    deleted_bytes: Counter,
+    retention: Family<PolicyLabels, Counter>,
 }
 
 impl ControllerMetrics {
@@ -54,6 +65,8 @@ impl ControllerMetrics {
             bytes: Counter::default(),
             failures: Family::default(),
             deleted: Counter::default(),
+            deleted_bytes: Counter::default(),
+            retention: Family::default(),
         };
         metrics.register(
             "podcheckpoints_in_flight",
@@ -77,8 +90,18 @@ impl ControllerMetrics {
         );
         metrics.register(
             "podcheckpoint_archives_deleted",
-            "PodCheckpoint archives removed with their object",
+            "PodCheckpoint archive files removed, with their object or as orphans",
             this.deleted.clone(),
+        );
+        metrics.register(
+            "podcheckpoint_archive_bytes_deleted",
+            "Bytes of PodCheckpoint archive files removed",
+            this.deleted_bytes.clone(),
+        );
+        metrics.register(
+            "podcheckpoint_retention_deletions",
+            "PodCheckpoints deleted by a retention rule (ttl, max_archives_per_container, max_archive_bytes), and archive directories removed as orphans (orphan)",
+            this.retention.clone(),
         );
         this
     }
@@ -112,7 +135,13 @@ impl ControllerMetrics {
             .inc();
     }
 
-    pub fn deleted(&self, files: u64) {
+    pub fn deleted(&self, files: u64, bytes: u64) {
         self.deleted.inc_by(files);
+        self.deleted_bytes.inc_by(bytes);
+    }
+
+    /// A deletion by a retention rule (its [`super::retention::Rule::label`]).
+    pub fn retention(&self, policy: &'static str) {
+        self.retention.get_or_create(&PolicyLabels { policy }).inc();
     }
 }

@@ -31,6 +31,13 @@
 //! On deletion: the object's archive directory is removed, an event, the
 //! finalizer goes.
 //!
+//! Retention ([`retention`]): a finished object is deleted when its
+//! `spec.ttlSecondsAfterFinished` expires (requeued for that moment) or
+//! when the node's limits (`--max-archives-per-container`,
+//! `--max-archive-bytes`) choose it, each with an event naming the rule; a
+//! checkpoint that cannot fit the byte limit fails before writing; archive
+//! directories whose object is gone are swept after `--orphan-archive-grace`.
+//!
 //! Which agent acts: the one whose pod store holds the pod, or the one named
 //! by `status.nodeName`. No other agent writes, with one exception: a
 //! PodCheckpoint nobody claimed whose pod does not exist at all (`GET` →
@@ -41,6 +48,7 @@
 pub mod archives;
 pub mod metrics;
 pub mod plan;
+pub mod retention;
 pub mod status;
 
 use std::collections::HashMap;
@@ -57,7 +65,7 @@ use api_types::podcheckpoint::{ARCHIVE_FINALIZER, reason};
 use api_types::podcheckpoint::{CheckpointArchive, PodCheckpointContainerStatus};
 use api_types::{PodCheckpoint, PodCheckpointStatus};
 use futures::{FutureExt, StreamExt};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -70,6 +78,7 @@ use crate::metrics::Metrics;
 use archives::Layout;
 use metrics::ControllerMetrics;
 use plan::{Failure, Plan, cause};
+use retention::{Held, Orphans, Policy, Rule, Ttl};
 
 /// Default `--max-concurrent-podcheckpoints`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 2;
@@ -86,6 +95,8 @@ const BUSY_RETRY: Duration = Duration::from_millis(500);
 const PENDING_RECHECK: Duration = Duration::from_secs(30);
 /// How long a stopping controller may take to finish its reconciles.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait for the runtime's stats of one container (the size estimate).
+const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the final status write is tried before handing the object to
 /// the restart recovery.
 const FINAL_WRITE_TRIES: u32 = 5;
@@ -119,6 +130,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("failed to delete {object} ({rule}): {source}")]
+    Delete {
+        object: String,
+        rule: &'static str,
+        #[source]
+        source: kube::Error,
+    },
     #[error("failed to remove the archives of {object} ({dir}): {source}")]
     RemoveArchives {
         object: String,
@@ -129,6 +147,21 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The time, for TTLs and the orphan grace (a fake one in tests).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -143,6 +176,13 @@ pub struct Settings {
     /// How often an unclaimed PodCheckpoint whose pod exists (elsewhere,
     /// or not scheduled yet) is looked at again.
     pub missing_pod_recheck: Duration,
+    /// The node's limits (`--max-archives-per-container`, `--max-archive-bytes`).
+    pub retention: Policy,
+    /// `--max-archive-bytes` as given, for messages.
+    pub max_archive_bytes_flag: String,
+    /// `--orphan-archive-grace`; `None`: orphans are kept (`--keep-orphan-archives`).
+    pub orphan_grace: Option<Duration>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Settings {
@@ -152,6 +192,10 @@ impl Settings {
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             missing_pod_grace: Duration::from_secs(10),
             missing_pod_recheck: Duration::from_secs(300),
+            retention: Policy::default(),
+            max_archive_bytes_flag: "0".into(),
+            orphan_grace: Some(crate::options::DEFAULT_ORPHAN_ARCHIVE_GRACE),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -261,8 +305,15 @@ impl PodCheckpointController {
             node,
             max_concurrent = ctx.settings.max_concurrent,
             archives = %ctx.layout.root.display(),
+            max_archives_per_container = ?ctx.settings.retention.max_archives_per_container,
+            max_archive_bytes = ?ctx.settings.retention.max_archive_bytes,
+            orphan_archive_grace = ?ctx.settings.orphan_grace,
             "PodCheckpoint controller starting"
         );
+        let sweeper = ctx.settings.orphan_grace.map(|grace| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { ctx.sweep_orphans_forever(grace).await })
+        });
         let shutdown = shutdown.shared();
         let run = controller
             .watches_stream(pod_events, move |pod: Pod| {
@@ -290,6 +341,9 @@ impl PodCheckpointController {
                 shutdown.await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             } => tracing::warn!("PodCheckpoint controller did not stop in time; stopping it"),
+        }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
         }
         for (_, job) in ctx.lock_jobs().drain() {
             if let Job::Running(Some(handle)) = job {
@@ -369,14 +423,19 @@ async fn reconcile(pc: Arc<PodCheckpoint>, ctx: Arc<Context>) -> Result<Action> 
         return Ok(Action::await_change());
     }
     if !mine {
-        if owner.is_none() && !pc.is_finished() {
-            return ctx.check_missing_pod(&pc).await;
+        if owner.is_none() {
+            if !pc.is_finished() {
+                return ctx.check_missing_pod(&pc).await;
+            }
+            // Failed on no node (its pod was nowhere): every agent may
+            // expire it; the conditional delete lets one succeed.
+            return ctx.expire(&pc).await;
         }
         return Ok(Action::await_change());
     }
     if pc.is_finished() {
         ctx.lock_jobs().remove(&uid);
-        return Ok(Action::await_change());
+        return ctx.retain(&pc, &uid).await;
     }
     if ctx.lock_jobs().contains_key(&uid) {
         return Ok(Action::await_change());
@@ -405,6 +464,11 @@ async fn reconcile(pc: Arc<PodCheckpoint>, ctx: Arc<Context>) -> Result<Action> 
             return Ok(Action::await_change());
         }
     };
+    if let Some(failure) = ctx.admit(&pc, &pod, &plan).await? {
+        ctx.finish(&pc, &uid, Some(&pod), Err(failure), None)
+            .await?;
+        return Ok(Action::await_change());
+    }
     if !ctx.reserve(&uid) {
         return ctx.pending(&pc).await;
     }
@@ -664,6 +728,8 @@ impl Context {
             .layout
             .create_object_dir(uid)
             .map_err(|e| archive_failure("failed to create the archive directory", &e))?;
+        Layout::mark(&dir, &object_key(pc))
+            .map_err(|e| archive_failure("failed to mark the archive directory", &e))?;
         let timeout = pc.spec.timeout_seconds.unwrap_or(0).max(0);
         let mut done = Vec::with_capacity(plan.containers.len());
         for name in &plan.containers {
@@ -1010,6 +1076,271 @@ impl Context {
         Ok(Action::await_change())
     }
 
+    fn now(&self) -> Timestamp {
+        self.settings.clock.now()
+    }
+
+    /// This node's completed PodCheckpoints with archives, from the watch cache.
+    fn held(&self) -> Vec<Held> {
+        self.pcs
+            .state()
+            .iter()
+            .filter_map(|pc| retention::held(pc, &self.settings.node_name))
+            .collect()
+    }
+
+    /// A finished object of this node: its TTL, then the node's limits.
+    async fn retain(&self, pc: &PodCheckpoint, uid: &str) -> Result<Action> {
+        let after = match retention::ttl_at(pc, self.now()) {
+            Ttl::Expired => return self.expire(pc).await,
+            Ttl::After(d) => Some(d),
+            Ttl::None => None,
+        };
+        self.enforce_limits(0).await?;
+        // Deleted by a limit: nothing more to wait for.
+        let _ = uid;
+        Ok(after.map_or_else(Action::await_change, Action::requeue))
+    }
+
+    /// Deletes the objects the node's limits choose, `incoming` bytes being
+    /// about to be written.
+    async fn enforce_limits(&self, incoming: u64) -> Result<()> {
+        let policy = self.settings.retention;
+        if policy == Policy::default() {
+            return Ok(());
+        }
+        let evictions = retention::evictions(
+            &self.held(),
+            &policy,
+            incoming,
+            &self.settings.node_name,
+            &self.settings.max_archive_bytes_flag,
+        );
+        for e in evictions {
+            let found = self
+                .pcs
+                .state()
+                .into_iter()
+                .find(|pc| pc.metadata.uid.as_deref() == Some(e.uid.as_str()));
+            if let Some(victim) = found {
+                self.delete_for(&victim, e.rule, &e.message).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `spec.ttlSecondsAfterFinished`: deletes the object once it expired,
+    /// else looks again at the expiry.
+    async fn expire(&self, pc: &PodCheckpoint) -> Result<Action> {
+        match retention::ttl_at(pc, self.now()) {
+            Ttl::None => Ok(Action::await_change()),
+            Ttl::After(d) => Ok(Action::requeue(d)),
+            Ttl::Expired => {
+                let done = pc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.completion_time.as_ref())
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default();
+                let message = format!(
+                    "deleted by checkpoint-shim on node {}: finished at {done}, spec.ttlSecondsAfterFinished={} expired",
+                    self.settings.node_name,
+                    pc.spec.ttl_seconds_after_finished.unwrap_or_default()
+                );
+                self.delete_for(pc, Rule::Ttl, &message).await?;
+                Ok(Action::await_change())
+            }
+        }
+    }
+
+    /// Deletes `pc` for `rule`, if it is still the object read (UID and
+    /// resourceVersion preconditions: of several agents, or of a stale
+    /// cache, one delete succeeds), with an event and a metric. Its
+    /// finalizer then removes its archives.
+    async fn delete_for(&self, pc: &PodCheckpoint, rule: Rule, message: &str) -> Result<()> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pc.metadata.uid.clone(),
+                resource_version: pc.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match self.api(pc).delete(&pc.name_any(), &params).await {
+            Ok(_) => {}
+            Err(e) if moved_on(&e) => return Ok(()),
+            Err(source) => {
+                return Err(Error::Delete {
+                    object: object_key(pc),
+                    rule: rule.label(),
+                    source,
+                });
+            }
+        }
+        self.metrics.retention(rule.label());
+        tracing::info!(object = %object_key(pc), policy = rule.label(), %message, "PodCheckpoint deleted by a retention rule");
+        self.publish(
+            &pc.object_ref(&()),
+            Event {
+                type_: EventType::Normal,
+                reason: rule.event_reason().into(),
+                note: note(message),
+                action: "Delete".into(),
+                secondary: None,
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Under `--max-archive-bytes`: a [`Failure`] when the checkpoint cannot
+    /// fit (before anything is written), else room is made for it (the
+    /// oldest unpinned objects deleted).
+    async fn admit(&self, pc: &PodCheckpoint, pod: &Pod, plan: &Plan) -> Result<Option<Failure>> {
+        if self.settings.retention.max_archive_bytes.is_none() {
+            return Ok(None);
+        }
+        let estimate = self.estimate(pod, plan).await;
+        let uid = pc.metadata.uid.as_deref();
+        let held: Vec<Held> = self
+            .held()
+            .into_iter()
+            .filter(|h| Some(h.uid.as_str()) != uid)
+            .collect();
+        if let Err(message) = retention::admit(
+            &held,
+            &self.settings.retention,
+            estimate,
+            &self.settings.node_name,
+            &self.settings.max_archive_bytes_flag,
+        ) {
+            return Ok(Some(Failure::failed(cause::ARCHIVE_BUDGET, message)));
+        }
+        self.enforce_limits(estimate.unwrap_or(0)).await?;
+        Ok(None)
+    }
+
+    /// The checkpoint's size as the runtime's stats suggest, if it reports
+    /// them for every container ([`crate::runtime::estimate_from_stats`]).
+    async fn estimate(&self, pod: &Pod, plan: &Plan) -> Option<u64> {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        let mut total = 0u64;
+        for name in &plan.containers {
+            let id = statuses
+                .iter()
+                .find(|s| &s.name == name)?
+                .container_id
+                .as_deref()?;
+            let id = id.split_once("://").map_or(id, |(_, id)| id);
+            let runtime = self.checkpointer.runtime();
+            let size = tokio::time::timeout(STATS_TIMEOUT, runtime.checkpoint_size_estimate(id))
+                .await
+                .ok()?
+                .map_err(|e| tracing::debug!(container = %name, error = %e, "no stats for a size estimate"))
+                .ok()??;
+            total = total.saturating_add(size);
+        }
+        Some(total)
+    }
+
+    /// Sweeps orphaned archive directories every quarter of the grace (at
+    /// most every minute), once the watch cache is filled.
+    async fn sweep_orphans_forever(self: Arc<Self>, grace: Duration) {
+        if self.pcs.wait_until_ready().await.is_err() {
+            return;
+        }
+        let every = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let mut orphans = Orphans::default();
+        loop {
+            self.sweep_orphans(&mut orphans, grace).await;
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// One sweep: directories of `<root>` named by a UUID and marked by
+    /// this agent whose object is gone are removed once they have been so
+    /// for `grace`. Nothing else is touched (the kubelet's archives, other
+    /// files and unmarked directories stay); a live object's directory of
+    /// this node that lacks the marker (written by an older agent) gets it.
+    async fn sweep_orphans(&self, orphans: &mut Orphans, grace: Duration) {
+        let objects: HashMap<String, Arc<PodCheckpoint>> = self
+            .pcs
+            .state()
+            .into_iter()
+            .filter_map(|pc| Some((pc.metadata.uid.clone()?, pc)))
+            .collect();
+        let entries = match std::fs::read_dir(&self.layout.root) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(dir = %self.layout.root.display(), error = %e, "cannot list the checkpoints directory for orphans");
+                return;
+            }
+        };
+        let mut orphaned = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            // `file_type` does not follow symbolic links.
+            if !archives::is_uuid(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = entry.path();
+            match objects.get(&name) {
+                Some(pc) => {
+                    let ours = pc.status.as_ref().and_then(|s| s.node_name.as_deref())
+                        == Some(self.settings.node_name.as_str());
+                    if ours && !Layout::is_marked(&dir) {
+                        let _ = Layout::mark(&dir, &object_key(pc));
+                    }
+                }
+                None if Layout::is_marked(&dir) => orphaned.push(name),
+                None => {}
+            }
+        }
+        for uid in orphans.observe(&orphaned, self.now(), grace) {
+            orphans.forget(&uid);
+            let dir = self.layout.root.join(&uid);
+            let owner = std::fs::read_to_string(dir.join(archives::MARKER))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default();
+            let removed = match self.layout.remove_object_dir(&uid) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "failed to remove an orphaned archive directory");
+                    continue;
+                }
+            };
+            self.metrics.deleted(removed.files, removed.bytes);
+            self.metrics.retention(Rule::Orphan.label());
+            let message = format!(
+                "removed {} ({} archive file{}, {} bytes) of PodCheckpoint {owner} (UID {uid}), gone for at least {} (--orphan-archive-grace)",
+                dir.display(),
+                removed.files,
+                if removed.files == 1 { "" } else { "s" },
+                removed.bytes,
+                api_types::duration::format_go_duration(grace)
+            );
+            tracing::info!(%message, "orphaned archives removed");
+            let node = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(self.settings.node_name.clone()),
+                ..ObjectReference::default()
+            };
+            self.publish(
+                &node,
+                Event {
+                    type_: EventType::Normal,
+                    reason: Rule::Orphan.event_reason().into(),
+                    note: note(&message),
+                    action: "Delete".into(),
+                    secondary: None,
+                },
+            )
+            .await;
+        }
+    }
+
     /// Deleting: stop its work, remove its archives, an event, release the
     /// finalizer.
     async fn cleanup(&self, pc: &PodCheckpoint, uid: &str) -> Result<Action> {
@@ -1028,7 +1359,7 @@ impl Context {
                     dir: self.layout.root.join(uid),
                     source,
                 })?;
-        self.metrics.deleted(removed.files);
+        self.metrics.deleted(removed.files, removed.bytes);
         let message = format!(
             "deleted {} archive file{} ({} bytes) from node {}",
             removed.files,

@@ -29,6 +29,8 @@ pub mod cause {
     pub const RUNTIME: &str = "runtime";
     pub const INTERRUPTED: &str = "interrupted";
     pub const ARCHIVE: &str = "archive";
+    /// `--max-archive-bytes` leaves no room for it.
+    pub const ARCHIVE_BUDGET: &str = "archive_budget";
 }
 
 impl Failure {
