@@ -1245,8 +1245,17 @@ impl Context {
     /// Sweeps orphaned archive directories every quarter of the grace (at
     /// most every minute), once the watch cache is filled.
     async fn sweep_orphans_forever(self: Arc<Self>, grace: Duration) {
-        if self.pcs.wait_until_ready().await.is_err() {
-            return;
+        // The store's readiness wakes one waiter only (a oneshot inside
+        // kube's DelayedInit) and the controller waits on it too: ask again
+        // until it says ready.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), self.pcs.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
         let every = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
         let mut orphans = Orphans::default();

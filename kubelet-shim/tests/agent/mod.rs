@@ -18,6 +18,8 @@ use kcr_testkit::standin::audit::AuditEvent;
 use kcr_testkit::standin::{self, Running};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use kubelet_shim::controller::archives::MARKER;
+use kubelet_shim::controller::retention::Policy;
 use kubelet_shim::controller::{PodCheckpointController, Settings};
 use kubelet_shim::host::{Host, HostConfig};
 use kubelet_shim::metrics::Metrics;
@@ -54,7 +56,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("objects.yaml"),
-            format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: kcr-system}}\n"),
+            format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: kcr-system}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: default}}\n"),
         )
         .unwrap();
         std::fs::write(dir.path().join("agents.yaml"), EXTRA_AGENTS).unwrap();
@@ -268,6 +270,10 @@ pub struct AgentSetup {
     pub root: PathBuf,
     pub max_concurrent: usize,
     pub runtime_request_timeout: Duration,
+    /// `--max-archives-per-container`, `--max-archive-bytes`.
+    pub retention: Policy,
+    /// `--orphan-archive-grace`; `None`: `--keep-orphan-archives`.
+    pub orphan_grace: Option<Duration>,
 }
 
 impl AgentSetup {
@@ -278,6 +284,8 @@ impl AgentSetup {
             root: root.to_owned(),
             max_concurrent: 2,
             runtime_request_timeout: Duration::from_secs(10),
+            retention: Policy::default(),
+            orphan_grace: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -298,6 +306,11 @@ impl Agent {
         let mut settings = Settings::new(&setup.node);
         settings.max_concurrent = setup.max_concurrent;
         settings.missing_pod_grace = Duration::from_millis(500);
+        settings.retention = setup.retention;
+        if let Some(b) = setup.retention.max_archive_bytes {
+            settings.max_archive_bytes_flag = b.to_string();
+        }
+        settings.orphan_grace = setup.orphan_grace;
         let controller = PodCheckpointController::new(client, checkpointer, settings, &metrics);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller.run_until(async move {
@@ -345,7 +358,8 @@ impl Drop for Agent {
     }
 }
 
-/// Every file under `dir`, relative, sorted.
+/// Every file under `dir`, relative, sorted; the agent's directory
+/// markers left out (see [`marked_dirs`]).
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -354,7 +368,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
                 let p = e.path();
                 if p.is_dir() {
                     walk(base, &p, out);
-                } else {
+                } else if e.file_name() != MARKER {
                     out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
                 }
             }
@@ -372,4 +386,19 @@ pub fn ready_reason(pc: &PodCheckpoint) -> (String, String, String) {
 
 pub fn name_of(pc: &PodCheckpoint) -> String {
     pc.name_any()
+}
+
+/// The directories under `dir` that carry the agent's marker, sorted.
+pub fn marked_dirs(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join(MARKER).is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
