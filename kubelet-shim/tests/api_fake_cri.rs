@@ -141,6 +141,9 @@ async fn fixture_with(setup: Setup) -> Fixture {
         podcheckpoint_controller: false,
         max_concurrent_podcheckpoints: 2,
         checkpoint_endpoint: setup.checkpoint_endpoint,
+        retention: Default::default(),
+        max_archive_bytes_flag: "0".into(),
+        orphan_archive_grace: None,
     });
     Fixture {
         fake,

@@ -435,7 +435,7 @@ async fn reconcile(pc: Arc<PodCheckpoint>, ctx: Arc<Context>) -> Result<Action> 
     }
     if pc.is_finished() {
         ctx.lock_jobs().remove(&uid);
-        return ctx.retain(&pc, &uid).await;
+        return ctx.retain(&pc).await;
     }
     if ctx.lock_jobs().contains_key(&uid) {
         return Ok(Action::await_change());
@@ -1090,15 +1090,13 @@ impl Context {
     }
 
     /// A finished object of this node: its TTL, then the node's limits.
-    async fn retain(&self, pc: &PodCheckpoint, uid: &str) -> Result<Action> {
+    async fn retain(&self, pc: &PodCheckpoint) -> Result<Action> {
         let after = match retention::ttl_at(pc, self.now()) {
             Ttl::Expired => return self.expire(pc).await,
             Ttl::After(d) => Some(d),
             Ttl::None => None,
         };
         self.enforce_limits(0).await?;
-        // Deleted by a limit: nothing more to wait for.
-        let _ = uid;
         Ok(after.map_or_else(Action::await_change, Action::requeue))
     }
 
