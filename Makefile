@@ -20,9 +20,12 @@ build: setup ## build every binary (debug)
 fmt: ## format the workspace
 	$(CARGO) fmt --all
 
+# e2e's scenarios are `test = false` (see `unit`), which --all-targets leaves
+# out: linted on their own, with the same features (nothing checked twice).
 lint: ## rustfmt check + clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --test scenarios -- -D warnings
 
 # One build for unit and e2e: e2e's `scenarios` test is `test = false`, so
 # `cargo test --workspace` runs every other test (e2e's own lib tests too)
