@@ -20,13 +20,20 @@ build: setup ## build every binary (debug)
 fmt: ## format the workspace
 	$(CARGO) fmt --all
 
+# e2e's scenarios are `test = false` (see `unit`), which --all-targets leaves
+# out: linted on their own, with the same features (nothing checked twice).
 lint: ## rustfmt check + clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --test scenarios -- -D warnings
 
+# One build for unit and e2e: e2e's `scenarios` test is `test = false`, so
+# `cargo test --workspace` runs every other test (e2e's own lib tests too)
+# without a cluster, and hack/e2e-local.sh builds its binaries and runs
+# `--test scenarios` with the same workspace-wide feature set: nothing is
+# compiled twice.
 unit: setup ## unit and integration tests of every crate (e2e scenarios: `make e2e`)
-	$(CARGO) test --workspace --exclude e2e --no-fail-fast
-	$(CARGO) test -p e2e --lib
+	$(CARGO) test --workspace --no-fail-fast
 
 hack-test: setup ## the hack/ scripts' own checks: shellcheck, ports, teardown scope, renders (seconds)
 	shellcheck -x -S warning hack/*.sh hack/lib/*.sh

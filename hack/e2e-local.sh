@@ -9,6 +9,11 @@
 # never touches them. The suite learns the ports from the config written
 # here. The stack is torn down even on failure (trap); a failed run keeps its
 # logs in $KCR_LOCAL_DIR/logs and prints their tails.
+#
+# Arguments go to the test harness: `hack/e2e-local.sh s12` runs the
+# scenarios whose names contain s12. The stand-in cuts requests after 5 s
+# (KCR_REQUEST_TIMEOUT) and node-slow's runtime takes 8 s (KCR_SLOW_SECONDS):
+# a checkpoint longer than a request may last (scenarios 10 and 12).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export KCR_LOCAL_DIR="${KCR_LOCAL_DIR:-$ROOT/.local/e2e}"
@@ -16,6 +21,8 @@ export KCR_APISERVER_PORT="${KCR_E2E_APISERVER_PORT:-17443}"
 export KCR_EXTENSION_PORT="${KCR_E2E_EXTENSION_PORT:-19443}"
 export KCR_SHIM_PORT="${KCR_E2E_SHIM_PORT:-11350}"
 export KCR_SLOW_SHIM_PORT="${KCR_E2E_SLOW_SHIM_PORT:-11351}"
+export KCR_REQUEST_TIMEOUT="${KCR_REQUEST_TIMEOUT:-5s}"
+export KCR_SLOW_SECONDS="${KCR_SLOW_SECONDS:-8}"
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
 # shellcheck source=hack/lib/e2e-config.sh
@@ -29,7 +36,9 @@ stack_teardown_on_exit e2e
 
 # The driver gets the state dir explicitly, so the config also works from a
 # shell that does not have this script's environment.
-write_e2e_config "$LOCAL/e2e.yaml" "$LOCAL" default "$BIN" "$LOCAL/kubelet/checkpoints" default/slow/app \
+SLOW_NODE_CHECKPOINTS_DIR="$LOCAL/kubelet-slow/checkpoints" write_e2e_config "$LOCAL/e2e.yaml" "$LOCAL" default "$BIN" "$LOCAL/kubelet/checkpoints" default/slow/app \
   -- env "KCR_LOCAL_DIR=$LOCAL" "$ROOT/hack/local-ctl.sh"
 
-KCR_E2E_CONFIG="$LOCAL/e2e.yaml" cargo test -p e2e --test scenarios -- --test-threads=1
+# --workspace: the feature set `make unit` and local-up.sh built with, so
+# only the scenarios' own test binary is compiled here.
+KCR_E2E_CONFIG="$LOCAL/e2e.yaml" cargo test --workspace --test scenarios -- --test-threads=1 "$@"

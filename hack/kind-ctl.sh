@@ -62,5 +62,8 @@ PY
     kubectl apply -k "$ROOT/test/kind/overlay" >/dev/null
     kubectl wait --for=condition=Available apiservice/v1alpha1.subresources.checkpoint.kcr.dev --timeout=120s >/dev/null
     ;;
-  *) die "unknown command '$cmd' (pod-create, pod-delete, running, extension-gate, node-gate, remove-extension, restore-extension)" ;;
+  agent-restart)
+    # kind's kubelets serve /checkpoint themselves: no node agent (deploy/shim) runs there.
+    die "agent-restart: this kind cluster runs no checkpoint-shim node agent (deploy/shim) to restart on node '${1:-}'" ;;
+  *) die "unknown command '$cmd' (pod-create, pod-delete, running, extension-gate, node-gate, remove-extension, restore-extension, agent-restart)" ;;
 esac

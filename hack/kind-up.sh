@@ -58,4 +58,7 @@ write_e2e_config "$KIND_DIR/e2e.yaml" "$KIND_DIR" kcr-e2e "${CARGO_TARGET_DIR:-$
   -- "$ROOT/hack/kind-ctl.sh"
 echo "kind cluster ready: export KUBECONFIG=$KIND_DIR/alice.kubeconfig" >&2
 [ "${1:-}" = --no-e2e ] && exit 0
-cd "$ROOT" && KCR_E2E_CONFIG="$KIND_DIR/e2e.yaml" cargo test -p e2e --test scenarios -- --test-threads=1 --skip s10
+# Left out here, saying so: s10 and the PodCheckpoint scenarios (pc*) need a
+# slow node and node agents (deploy/crd + deploy/shim), which this cluster lacks.
+echo "kind: skipping s10 and pc* (no slow node, no PodCheckpoint agents here)" >&2
+cd "$ROOT" && KCR_E2E_CONFIG="$KIND_DIR/e2e.yaml" cargo test --workspace --test scenarios -- --test-threads=1 --skip s10 --skip pc

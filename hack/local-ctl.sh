@@ -11,6 +11,8 @@
 #   node-gate true|false       restart checkpoint-shim (node-local) with ContainerCheckpoint=...
 #   remove-extension           delete the APIService
 #   restore-extension          register it again and wait for discovery
+#   agent-restart NODE         SIGKILL the node agent (checkpoint-shim) of NODE, as a
+#                              crash would, and start it again with the same flags
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -21,6 +23,15 @@ socket_of_node() {
   case "$1" in
     node-slow) echo "$FAKE_CRI_SOCK" ;;
     *) echo "$CONTAINERD_SOCK" ;;
+  esac
+}
+
+# The local stack's process name of NODE's agent, and its port.
+agent_of_node() {
+  case "$1" in
+    node-local) echo "shim $KCR_SHIM_PORT" ;;
+    node-slow) echo "shim-slow $KCR_SLOW_SHIM_PORT" ;;
+    *) die "no node agent for node '$1' (node-local, node-slow)" ;;
   esac
 }
 
@@ -97,6 +108,16 @@ PY
     proc_start shim "${args[@]}"
     wait_until 30 "checkpoint-shim" curl -sfk "https://127.0.0.1:$KCR_SHIM_PORT/healthz"
     ;;
+  agent-restart)
+    read -r agent port <<<"$(agent_of_node "${1:-}")"
+    pid="$(cat "$LOCAL/pids/$agent")"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$LOCAL/pids/$agent"
+    mapfile -t args <"$LOCAL/cmd/$agent"
+    proc_start "$agent" "${args[@]}"
+    wait_until 30 "$agent" curl -sfk "https://127.0.0.1:$port/healthz"
+    ;;
   remove-extension)
     unregister_extension
     ;;
@@ -105,7 +126,7 @@ PY
     wait_until 30 "discovery of subresources.checkpoint.kcr.dev/v1alpha1" admin_kubectl get --raw /apis/subresources.checkpoint.kcr.dev/v1alpha1
     ;;
   *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
     ;;
 esac

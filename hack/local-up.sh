@@ -6,6 +6,15 @@
 #   checkpoint-shim         127.0.0.1:$KCR_SHIM_PORT       node "node-local" → a private containerd 2.x + runc + CRIU
 #   checkpoint-shim         127.0.0.1:$KCR_SLOW_SHIM_PORT  node "node-slow"  → fake-cri in slow mode (e2e scenario 10)
 #
+# The stand-in serves deploy/crd's PodCheckpoint CRD (and its ClusterRoles)
+# from the start, and each shim runs the PodCheckpoint controller for its own
+# node, so `kubectl checkpoint` takes the declarative path by default
+# (`--api=subresource` takes the synchronous one).
+#
+# Environment: KCR_REQUEST_TIMEOUT (the stand-in's --request-timeout, default
+# 60s like kube-apiserver), KCR_SLOW_SECONDS (how long node-slow's runtime
+# takes to checkpoint, default 60), KCR_PROFILE (debug|release).
+#
 # State, logs and PIDs live in $KCR_LOCAL_DIR (default .local/, git-ignored);
 # the ports it runs on are recorded in $KCR_LOCAL_DIR/stack.env for
 # local-ctl.sh, local-down.sh and demo.sh. Writes kubeconfigs: admin
@@ -30,11 +39,16 @@ done
 
 log "building the binaries"
 case "$KCR_PROFILE" in
-  debug) profile_flag=() ;;
-  release) profile_flag=(--release) ;;
+  debug) build_flags=(--tests) ;;
+  release) build_flags=(--release) ;;
   *) die "KCR_PROFILE must be debug or release, got '$KCR_PROFILE'" ;;
 esac
-( cd "$ROOT" && cargo build --quiet --workspace --bins "${profile_flag[@]}" )
+# debug: --tests, for the same feature set as `cargo test --workspace`
+# (dev-dependencies unified), so after `make unit` this finds every binary
+# fresh instead of rebuilding the workspace with other features (and
+# `make demo` leaves a build that `make test` reuses). release (hack/bench.sh):
+# the binaries alone.
+( cd "$ROOT" && cargo build --quiet --workspace --bins "${build_flags[@]}" )
 
 rm -rf "$LOCAL/pids" "$LOCAL/cmd" "$LOCAL/kubelet" "$LOCAL/kubelet-slow"
 mkdir -p "$LOCAL"/{logs,pids,cmd,pki}
@@ -69,10 +83,12 @@ PKI="$LOCAL/pki"
 
 # ---------------------------------------------------------- control plane
 render_policy >"$LOCAL/policy.yaml"
+render_crds >"$LOCAL/crds.yaml"
 render_objects >"$LOCAL/objects.yaml"
 proc_start standin "$BIN/kube-apiserver-standin" serve \
   --cert-dir "$PKI/apiserver" --port "$KCR_APISERVER_PORT" \
-  --policy "$LOCAL/policy.yaml" --objects "$LOCAL/objects.yaml" \
+  --request-timeout "${KCR_REQUEST_TIMEOUT:-60s}" \
+  --policy "$LOCAL/policy.yaml" --objects "$LOCAL/crds.yaml" --objects "$LOCAL/objects.yaml" \
   --service-address "kcr-system/checkpoint-apiserver=127.0.0.1:$KCR_EXTENSION_PORT" \
   --write-kubeconfig "$ADMIN_KUBECONFIG"
 wait_until 30 "kube-apiserver-standin (log: $LOCAL/logs/standin.log)" \
@@ -94,6 +110,7 @@ start_shim() { # NAME NODE PORT CRI-SOCKET ROOT-DIR GATE
     --kubeconfig "$LOCAL/shim.kubeconfig" \
     --tls-cert-file "$PKI/node.crt" --tls-private-key-file "$PKI/node.key" \
     --client-ca-file "$PKI/kubelet-ca.crt" \
+    --podcheckpoint-controller=true \
     --feature-gates "ContainerCheckpoint=${6:-true}"
 }
 start_shim shim node-local "$KCR_SHIM_PORT" "$CONTAINERD_SOCK" "$LOCAL/kubelet"

@@ -11,7 +11,8 @@
 #   record    a running stack's recorded ports win over defaults, the
 #             environment over both
 #   render    the local stack's APIService is deploy/'s, with only the caBundle
-#             changed; its users are bound by README.md's command
+#             changed; its users are bound by README.md's command; it serves
+#             deploy/crd's CRD and RBAC
 #   config    the e2e config writer's output (parsed by e2e's own unit test)
 #
 # Uses only loopback listeners and `sleep` processes it starts and stops by PID.
@@ -163,6 +164,22 @@ if [ "$(grep -c '^kind: ClusterRoleBinding' <<<"$policy")" = 2 ] && ! grep -q 'n
   ok "render: alice has one binding, viewer one, nobody none"
 else
   fail "render: alice has one binding, viewer one, nobody none" "$policy"
+fi
+
+crds="$(in_env "$TMP/none" render_crds)"
+if [ "$(jq -sr '[.[] | .metadata.name] | join(",")' <<<"$(sed '/^---$/d' <<<"$crds")")" = podcheckpoints.checkpoint.kcr.dev ] \
+  && [ "$(jq -S . <<<"$crds")" = "$(kubectl kustomize "$ROOT/deploy/crd" | KUBECONFIG=/dev/null kubectl patch --local -f - --type=merge -p '{}' -o json \
+        | jq -S 'if .kind == "List" then .items[] else . end | select(.kind == "CustomResourceDefinition")')" ]; then
+  ok "render: the local stack serves deploy/crd's PodCheckpoint CRD, unchanged"
+else
+  fail "render: the local stack serves deploy/crd's PodCheckpoint CRD, unchanged" "$crds"
+fi
+policy="$(in_env "$TMP/none" render_policy)"
+if grep -q '^  name: podcheckpoint-editor$' <<<"$policy" && grep -q '^  name: checkpoint-creator$' <<<"$policy" \
+  && grep -q '^  name: kcr:checkpoint-shim$' <<<"$policy"; then
+  ok "render: the stand-in's policy holds deploy/crd's roles, checkpoint-creator and the agent's"
+else
+  fail "render: the stand-in's policy holds deploy/crd's roles, checkpoint-creator and the agent's" "$policy"
 fi
 
 # ----------------------------------------------------------------- config

@@ -90,9 +90,19 @@ pub struct Config {
     /// Commands driving the cluster; each gets extra arguments as documented.
     pub commands: Commands,
     /// A pod whose runtime is slow (scenario 10); absent: scenario 10 fails
-    /// saying so.
+    /// saying so. Its checkpoints must take longer than the API server's
+    /// `--request-timeout` (scenario pc01: 8 s against 5 s on the local stack).
     #[serde(default)]
     pub slow_pod: Option<PodRef>,
+    /// Where the archives of the slow pod's node can be read on this
+    /// machine, if they can (scenario pc05 checks no partial file is left).
+    #[serde(default)]
+    pub slow_node_checkpoints_dir: Option<PathBuf>,
+    /// Kubeconfig of a cluster admin, for what no user role may do (editing
+    /// a PodCheckpoint's spec, scenario pc04); absent: that check fails
+    /// saying so.
+    #[serde(default)]
+    pub admin_kubeconfig: Option<PathBuf>,
 }
 
 /// Cluster-specific actions, as command lines.
@@ -114,6 +124,10 @@ pub struct Commands {
     pub remove_extension: CommandLine,
     /// Register it again; returns once discovery serves it.
     pub restore_extension: CommandLine,
+    /// Kill the node agent of a node as a crash would (SIGKILL, no
+    /// shutdown) and start it again; gets `NODE`; returns once it serves.
+    #[serde(default)]
+    pub restart_agent: Option<CommandLine>,
 }
 
 /// A pod to create for a scenario.
@@ -180,7 +194,14 @@ impl Config {
         abs(&mut cfg.viewer_kubeconfig);
         abs(&mut cfg.no_rights_kubeconfig);
         abs(&mut cfg.plugin_dir);
-        if let Some(d) = cfg.node_checkpoints_dir.as_mut() {
+        for d in [
+            cfg.node_checkpoints_dir.as_mut(),
+            cfg.slow_node_checkpoints_dir.as_mut(),
+            cfg.admin_kubeconfig.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             abs(d);
         }
         for cmd in [
@@ -191,7 +212,10 @@ impl Config {
             &mut cfg.commands.node_gate,
             &mut cfg.commands.remove_extension,
             &mut cfg.commands.restore_extension,
-        ] {
+        ]
+        .into_iter()
+        .chain(cfg.commands.restart_agent.as_mut())
+        {
             if let Some(first) = cmd.first_mut() {
                 let mut p = PathBuf::from(&*first);
                 abs(&mut p);
@@ -287,6 +311,35 @@ pub fn kubectl_as(
             what: format!("{} {}", kubectl_bin.display(), args.join(" ")),
             source,
         })?;
+    Ok(Run::from_output(out, started.elapsed()))
+}
+
+/// [`kubectl_as`] with `stdin` fed to the command (`kubectl create -f -`).
+pub fn kubectl_stdin(cfg: &Config, kubeconfig: &Path, args: &[&str], stdin: &[u8]) -> Result<Run> {
+    let what = || format!("{} {}", cfg.kubectl.display(), args.join(" "));
+    let started = Instant::now();
+    let mut child = Command::new(&cfg.kubectl)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("PATH", cfg.path_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            what: what(),
+            source,
+        })?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin).map_err(|source| Error::Spawn {
+            what: what(),
+            source,
+        })?;
+    }
+    let out = child.wait_with_output().map_err(|source| Error::Spawn {
+        what: what(),
+        source,
+    })?;
     Ok(Run::from_output(out, started.elapsed()))
 }
 
@@ -445,7 +498,7 @@ mod tests {
             .arg("-c")
             .arg(
                 r#"set -eu; source "$1/hack/lib/e2e-config.sh"
-                write_e2e_config "$2/e2e.yaml" "$2/users" default /plugins "$2/checkpoints" default/slow/app \
+                SLOW_NODE_CHECKPOINTS_DIR="$2/slow" write_e2e_config "$2/e2e.yaml" "$2/users" default /plugins "$2/checkpoints" default/slow/app \
                   -- env KCR_LOCAL_DIR=/state /hack/local-ctl.sh"#,
             )
             .arg("bash")
@@ -486,6 +539,17 @@ mod tests {
             cfg.commands.restore_extension.last().map(String::as_str),
             Some("restore-extension")
         );
+        assert_eq!(
+            cfg.commands
+                .restart_agent
+                .as_ref()
+                .and_then(|c| c.last())
+                .map(String::as_str),
+            Some("agent-restart")
+        );
+        assert_eq!(cfg.slow_node_checkpoints_dir, Some(dir.join("slow")));
+        // no users/admin.kubeconfig: no admin in the config
+        assert_eq!(cfg.admin_kubeconfig, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use api_types::ContainerCheckpoint;
-use e2e::{Config, PodSpec, Run, kubectl, kubectl_as, parse_five_lines, run_command};
+use api_types::{ContainerCheckpoint, PodCheckpoint};
+use e2e::{
+    Config, PodSpec, Run, kubectl, kubectl_as, kubectl_stdin, parse_five_lines, run_command,
+};
 
 static LOCK: Mutex<()> = Mutex::new(());
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -61,6 +63,15 @@ fn checkpoint(cfg: &Config, args: &[&str]) -> Run {
     kubectl(cfg, &all).unwrap()
 }
 
+/// `kubectl checkpoint --api=subresource ARGS`: the synchronous
+/// `pods/checkpoint` (the scenarios of issue 6 that are about it), even
+/// where the cluster serves PodCheckpoints.
+fn checkpoint_sub(cfg: &Config, args: &[&str]) -> Run {
+    let mut all = vec!["--api=subresource"];
+    all.extend_from_slice(args);
+    checkpoint(cfg, &all)
+}
+
 fn assert_running(cfg: &Config, pod: &str, container: &str) {
     run_command(
         "containerRunning",
@@ -83,11 +94,13 @@ fn archives(cfg: &Config) -> BTreeSet<PathBuf> {
 }
 
 /// Check the archive on the node when the config says it can be read here.
+/// `path` is absolute (the subresource's answer) or relative to the node's
+/// checkpoint directory (a PodCheckpoint's status).
 fn assert_archive(cfg: &Config, path: &str, container: &str) {
     let Some(dir) = &cfg.node_checkpoints_dir else {
         return;
     };
-    let path = Path::new(path);
+    let path = &on_node(dir, path);
     assert!(
         path.starts_with(dir),
         "archive {} is not under {}",
@@ -99,6 +112,17 @@ fn assert_archive(cfg: &Config, path: &str, container: &str) {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "archive mode");
     kcr_testkit::archive::check_archive(path, container)
         .unwrap_or_else(|e| panic!("archive check: {e}"));
+}
+
+/// An archive's path on this machine: as given when absolute, else under
+/// the node's checkpoint directory `dir`.
+fn on_node(dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
 }
 
 fn assert_failed(run: &Run, needle: &str) {
@@ -163,7 +187,7 @@ fn s02_multi_container_pod() {
     assert_archive(cfg, &five.archive, "sidecar");
 
     let before = archives(cfg);
-    let run = checkpoint(cfg, &[MULTI, "-c", "nope"]);
+    let run = checkpoint_sub(cfg, &[MULTI, "-c", "nope"]);
     assert_failed(&run, "nope");
     assert!(
         run.stderr.contains("app") && run.stderr.contains("sidecar"),
@@ -182,7 +206,7 @@ fn s02_multi_container_pod() {
 fn s03_json_and_yaml_output() {
     let (_g, cfg) = setup();
     ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
-    let run = checkpoint(cfg, &[SINGLE, "-o", "json"]);
+    let run = checkpoint_sub(cfg, &[SINGLE, "-o", "json"]);
     assert!(run.ok(), "{run}");
     let obj: ContainerCheckpoint =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
@@ -191,7 +215,7 @@ fn s03_json_and_yaml_output() {
     assert_eq!(obj.spec.container, "app");
     assert_archive(cfg, &obj.status.archive_path, "app");
 
-    let run = checkpoint(cfg, &[SINGLE, "-o", "yaml"]);
+    let run = checkpoint_sub(cfg, &[SINGLE, "-o", "yaml"]);
     assert!(run.ok(), "{run}");
     let obj: ContainerCheckpoint =
         serde_saphyr::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
@@ -232,7 +256,13 @@ fn s11_user_without_any_rights_is_told_the_right() {
         cfg,
         &cfg.kubectl,
         &cfg.no_rights_kubeconfig,
-        &["checkpoint", "-n", &cfg.namespace, SINGLE],
+        &[
+            "checkpoint",
+            "--api=subresource",
+            "-n",
+            &cfg.namespace,
+            SINGLE,
+        ],
     )
     .unwrap();
     assert_failed(&run, "forbidden");
@@ -267,7 +297,7 @@ fn s06_feature_gates_toggled() {
     };
 
     gate(&cfg.commands.extension_gate, "extensionGate", false);
-    let run = checkpoint(cfg, &[SINGLE]);
+    let run = checkpoint_sub(cfg, &[SINGLE]);
     gate(&cfg.commands.extension_gate, "extensionGate", true);
     assert_failed(
         &run,
@@ -275,7 +305,7 @@ fn s06_feature_gates_toggled() {
     );
 
     gate(&cfg.commands.node_gate, "nodeGate", false);
-    let run = checkpoint(cfg, &[SINGLE]);
+    let run = checkpoint_sub(cfg, &[SINGLE]);
     gate(&cfg.commands.node_gate, "nodeGate", true);
     assert_failed(
         &run,
@@ -286,7 +316,7 @@ fn s06_feature_gates_toggled() {
         "the message names the node\n{run}"
     );
 
-    let run = checkpoint(cfg, &[SINGLE]);
+    let run = checkpoint_sub(cfg, &[SINGLE]);
     assert!(run.ok(), "both gates back on: works again\n{run}");
     assert!(parse_five_lines(&run.stdout).is_some(), "{run}");
 }
@@ -297,7 +327,8 @@ fn s07_extension_absent() {
     ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
     run_command("removeExtension", &cfg.commands.remove_extension, &[], None)
         .unwrap_or_else(|e| panic!("{e}"));
-    let run = checkpoint(cfg, &[SINGLE]);
+    let sub = checkpoint_sub(cfg, &[SINGLE]);
+    let plain = checkpoint(cfg, &[SINGLE]);
     run_command(
         "restoreExtension",
         &cfg.commands.restore_extension,
@@ -305,11 +336,26 @@ fn s07_extension_absent() {
         None,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_failed(
-        &run,
-        "this cluster does not serve checkpoints: install the checkpoint extension",
-    );
-    let run = checkpoint(cfg, &[SINGLE]);
+    if sub.stderr.contains("but it serves PodCheckpoints") {
+        // The cluster serves PodCheckpoints: only the subresource is gone.
+        assert_failed(
+            &sub,
+            "this cluster does not serve the pods/checkpoint subresource (the checkpoint extension: kubectl apply -k deploy/",
+        );
+        assert!(sub.stderr.contains("leave out --api=subresource"), "{sub}");
+        assert!(
+            plain.ok() && parse_five_lines(&plain.stdout).is_some(),
+            "without the extension a PodCheckpoint still does it\n{plain}"
+        );
+    } else {
+        for run in [&sub, &plain] {
+            assert_failed(
+                run,
+                "this cluster does not serve checkpoints: install the checkpoint extension",
+            );
+        }
+    }
+    let run = checkpoint_sub(cfg, &[SINGLE]);
     assert!(run.ok(), "restored extension works again\n{run}");
 }
 
@@ -373,7 +419,7 @@ fn s09_two_checkpoints_in_one_second() {
     let same_second = |a: &str, b: &str| second_of(a).is_some() && second_of(a) == second_of(b);
     let mut found = false;
     for _ in 0..20 {
-        let run = checkpoint(cfg, &[SINGLE, "-o", "json"]);
+        let run = checkpoint_sub(cfg, &[SINGLE, "-o", "json"]);
         assert!(run.ok(), "{run}");
         let obj: ContainerCheckpoint = serde_json::from_str(&run.stdout).unwrap();
         if let Some(prev) = paths.last()
@@ -420,6 +466,7 @@ fn s10_slow_runtime_times_out() {
         cfg,
         &[
             "checkpoint",
+            "--api=subresource",
             "-n",
             &slow.namespace,
             &slow.name,
@@ -446,4 +493,666 @@ fn s10_slow_runtime_times_out() {
     ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
     let run = checkpoint(cfg, &[SINGLE]);
     assert!(run.ok(), "after the timeout the stack still works\n{run}");
+}
+
+// ------------------------------------------------------------------------
+// Issue 13: PodCheckpoints (checkpoint.kcr.dev), fulfilled by the node agent.
+
+const THREE: &str = "e2e-three";
+
+/// The PodCheckpoint `name`, as the user (`kubeconfig`) reads it.
+fn get_pc(cfg: &Config, name: &str) -> PodCheckpoint {
+    let run = kubectl(
+        cfg,
+        &[
+            "get",
+            "podcheckpoint",
+            "-n",
+            &cfg.namespace,
+            name,
+            "-o",
+            "json",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "get podcheckpoint/{name}:\n{run}");
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"))
+}
+
+/// The Ready condition's (reason, message), or empty strings.
+fn ready_of(pc: &PodCheckpoint) -> (String, String) {
+    pc.ready_condition()
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Read the object until `done` says so, at most `within`.
+fn wait_pc(
+    cfg: &Config,
+    name: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&PodCheckpoint) -> bool,
+) -> PodCheckpoint {
+    let deadline = Instant::now() + within;
+    loop {
+        let pc = get_pc(cfg, name);
+        if done(&pc) {
+            return pc;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "podcheckpoint/{name} not {what} within {within:?}: {:#?}",
+            pc.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn finished(pc: &PodCheckpoint) -> bool {
+    pc.is_finished()
+}
+
+/// `kubectl checkpoint ARGS --wait=false`: the created object's name.
+fn create_no_wait(cfg: &Config, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--wait=false");
+    let run = checkpoint(cfg, &all);
+    created_name(&run)
+}
+
+/// NAME from `podcheckpoint.checkpoint.kcr.dev/NAME created` (kubectl
+/// create's line, which `--wait=false` prints).
+fn created_name(run: &Run) -> String {
+    assert!(run.ok(), "{run}");
+    run.stdout
+        .trim_end()
+        .strip_prefix("podcheckpoint.checkpoint.kcr.dev/")
+        .and_then(|rest| rest.strip_suffix(" created"))
+        .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
+        .unwrap_or_else(|| panic!("--wait=false prints kubectl create's line\n{run}"))
+        .to_owned()
+}
+
+/// `kubectl create -f -` of a PodCheckpoint with `spec` as `kubeconfig`'s user.
+fn create_pc(cfg: &Config, kubeconfig: &Path, name: &str, spec: serde_json::Value) -> Run {
+    let obj = serde_json::json!({
+        "apiVersion": "checkpoint.kcr.dev/v1alpha1",
+        "kind": "PodCheckpoint",
+        "metadata": {"name": name, "namespace": cfg.namespace},
+        "spec": spec,
+    });
+    kubectl_stdin(
+        cfg,
+        kubeconfig,
+        &["create", "-f", "-"],
+        obj.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).unwrap();
+    format!("{:x}", hasher.finalize())
+}
+
+/// Files whose name ends in `.partial` anywhere under `dir`.
+fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p);
+            } else if p.to_string_lossy().ends_with(".partial") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn slow_pod(cfg: &Config) -> e2e::PodRef {
+    cfg.slow_pod.clone().unwrap_or_else(|| {
+        panic!("the config names no slowPod (a pod on a node whose runtime is slow): this scenario needs one")
+    })
+}
+
+/// Issue 13, 1: a checkpoint longer than the API server lets a request
+/// last: `pods/checkpoint` is cut with a Timeout, the PodCheckpoint path
+/// (a watch, long-running) completes and prints the five lines.
+#[test]
+fn pc01_longer_than_the_request_timeout() {
+    let (_g, cfg) = setup();
+    let slow = slow_pod(cfg);
+    let args = ["-n", &slow.namespace, &slow.name, "-c", &slow.container];
+    let mut sub = vec!["checkpoint", "--api=subresource"];
+    sub.extend_from_slice(&args);
+    let run = kubectl(cfg, &sub).unwrap();
+    assert_failed(&run, "");
+    // kube-apiserver's Timeout (504) for a request cut at --request-timeout
+    assert!(
+        run.stderr.contains(
+            "the server was unable to return a response in the time allotted, but may still be processing the request"
+        ),
+        "the API server's Timeout\n{run}"
+    );
+
+    let mut obj = vec!["checkpoint"];
+    obj.extend_from_slice(&args);
+    let run = kubectl(cfg, &obj).unwrap();
+    assert!(run.ok(), "through a PodCheckpoint it completes\n{run}");
+    let five = parse_five_lines(&run.stdout)
+        .unwrap_or_else(|| panic!("not the proposal's five lines:\n{run}"));
+    assert_eq!(five.pod, slow.name);
+    assert_eq!(five.container, slow.container);
+    assert!(
+        Path::new(&five.archive).is_relative(),
+        "relative to the node's checkpoint directory: {}",
+        five.archive
+    );
+    if let Some(dir) = &cfg.slow_node_checkpoints_dir {
+        let meta = std::fs::metadata(dir.join(&five.archive)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "archive mode");
+    }
+}
+
+/// Issue 13, 2: `--all-containers` of a three-container pod: three
+/// archives, each in status with the size and sha256 of the file.
+#[test]
+fn pc02_all_containers_of_a_three_container_pod() {
+    let (_g, cfg) = setup();
+    let containers = ["app", "sidecar", "logger"];
+    ensure_pod(cfg, &pod(cfg, THREE, &containers));
+    let run = checkpoint(cfg, &[THREE, "--all-containers", "-o", "json"]);
+    assert!(run.ok(), "{run}");
+    let pc: PodCheckpoint =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
+    let status = pc.status.clone().expect("status");
+    assert!(pc.is_ready(), "{status:#?}");
+    let names: BTreeSet<&str> = status
+        .checkpointed_containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, containers.into_iter().collect(), "{status:#?}");
+    let dir = cfg.node_checkpoints_dir.as_ref().unwrap_or_else(|| {
+        panic!(
+            "the config names no nodeCheckpointsDir: the files cannot be compared with the status"
+        )
+    });
+    let mut total = 0;
+    for c in &status.checkpointed_containers {
+        let archive = c.archive.as_ref().unwrap_or_else(|| panic!("{c:#?}"));
+        assert!(Path::new(&archive.path).is_relative(), "{}", archive.path);
+        let file = on_node(dir, &archive.path);
+        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(
+            meta.len(),
+            u64::try_from(archive.size_bytes).unwrap(),
+            "{c:#?}"
+        );
+        assert_eq!(sha256_hex(&file), archive.sha256, "{c:#?}");
+        assert!(!c.image.is_empty() && !c.container_id.is_empty(), "{c:#?}");
+        assert_archive(cfg, &archive.path, &c.name);
+        total += archive.size_bytes;
+    }
+    assert_eq!(status.total_size_bytes, Some(total));
+    for c in containers {
+        assert_running(cfg, THREE, c);
+    }
+
+    // the default output: five lines per container
+    let run = checkpoint(cfg, &[THREE, "--all-containers"]);
+    assert!(run.ok(), "{run}");
+    let blocks: Vec<_> = run.stdout.split("\n\n").collect();
+    assert_eq!(blocks.len(), 3, "{run}");
+    for block in blocks {
+        let five = parse_five_lines(&format!("{}\n", block.trim_end()))
+            .unwrap_or_else(|| panic!("not five lines:\n{run}"));
+        assert_archive(cfg, &five.archive, &five.container);
+    }
+}
+
+/// Issue 13, 3: plain kubectl on the objects, every minor 1.27 … 1.33:
+/// `get podcheckpoints` with the printer columns and `wait
+/// --for=condition=Ready`.
+#[test]
+fn pc03_get_and_wait_through_every_kubectl() {
+    let (_g, cfg) = setup();
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let dir = cfg.versions_dir().unwrap();
+    for minor in &cfg.kubectl_minors {
+        let bin = dir.join(format!("kubectl.1.{minor}"));
+        assert!(
+            bin.is_file(),
+            "kubectl 1.{minor} is missing: {} (installed by the google-cloud-sdk package)",
+            bin.display()
+        );
+        let as_user = |args: &[&str]| kubectl_as(cfg, &bin, &cfg.kubeconfig, args).unwrap();
+        let run = as_user(&["checkpoint", "-n", &cfg.namespace, SINGLE, "--wait=false"]);
+        let name = created_name(&run);
+
+        let run = as_user(&[
+            "wait",
+            "-n",
+            &cfg.namespace,
+            "--for=condition=Ready",
+            "--timeout=120s",
+            &format!("podcheckpoint/{name}"),
+        ]);
+        assert!(run.ok(), "kubectl 1.{minor} wait:\n{run}");
+        assert!(
+            run.stdout.contains(&format!("{name} condition met")),
+            "kubectl 1.{minor} wait:\n{run}"
+        );
+
+        let run = as_user(&["get", "podcheckpoints", "-n", &cfg.namespace]);
+        assert!(run.ok(), "kubectl 1.{minor} get:\n{run}");
+        let header: Vec<&str> = run
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "NAME",
+                "POD",
+                "CONTAINERS",
+                "NODE",
+                "READY",
+                "REASON",
+                "SIZE",
+                "AGE"
+            ],
+            "kubectl 1.{minor} get:\n{run}"
+        );
+        let row: Vec<&str> = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("kubectl 1.{minor}: no row for {name}\n{run}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row[1..6],
+            [SINGLE, "app", "node-local", "True", "CheckpointCompleted"][..],
+            "kubectl 1.{minor} get:\n{run}"
+        );
+        assert!(row[6].parse::<u64>().is_ok_and(|n| n > 0), "SIZE\n{run}");
+
+        // the short name and the category
+        for what in ["pcp", "checkpoint"] {
+            let run = as_user(&["get", what, "-n", &cfg.namespace, "-o", "name"]);
+            assert!(
+                run.ok() && run.stdout.contains(&format!("/{name}\n")),
+                "kubectl 1.{minor} get {what}:\n{run}"
+            );
+        }
+    }
+}
+
+/// Issue 13, 4: bad specs get a clear terminal status (missing pod, a
+/// container not in the pod, a pod not running) or are refused at create
+/// (negative timeout) and at update (the spec is immutable).
+#[test]
+fn pc04_bad_specs() {
+    let (_g, cfg) = setup();
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let mut pending = pod(cfg, "e2e-pending", &["app"]);
+    pending.phase = "Pending".into();
+    ensure_pod(cfg, &pending);
+    let unique = std::process::id();
+
+    let cases = [
+        (
+            format!("e2e-ghost-{unique}"),
+            serde_json::json!({"sourcePodName": "e2e-ghost"}),
+            "pod default/e2e-ghost not found".replace("default", &cfg.namespace),
+        ),
+        (
+            format!("e2e-nope-{unique}"),
+            serde_json::json!({"sourcePodName": SINGLE, "containers": ["nope"]}),
+            "nope".to_owned(),
+        ),
+        (
+            format!("e2e-pending-{unique}"),
+            serde_json::json!({"sourcePodName": "e2e-pending"}),
+            "Pending".to_owned(),
+        ),
+    ];
+    for (name, spec, _) in &cases {
+        let run = create_pc(cfg, &cfg.kubeconfig, name, spec.clone());
+        assert!(run.ok(), "{run}");
+    }
+    for (name, _, needle) in &cases {
+        let pc = wait_pc(cfg, name, Duration::from_secs(60), "finished", finished);
+        let (reason, message) = ready_of(&pc);
+        assert_eq!(reason, "CheckpointFailed", "{name}: {message}");
+        assert!(
+            message.contains(needle.as_str()),
+            "{name}: {message:?} lacks {needle:?}"
+        );
+        assert!(
+            pc.status
+                .as_ref()
+                .is_some_and(|s| s.checkpointed_containers.is_empty()),
+            "{name}: {:#?}",
+            pc.status
+        );
+    }
+    let (_, message) = ready_of(&get_pc(cfg, &cases[1].0));
+    assert!(
+        message.contains("app"),
+        "the message lists the valid names: {message}"
+    );
+    // terminal: not retried (the object stays as it is)
+    let before = get_pc(cfg, &cases[0].0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        get_pc(cfg, &cases[0].0).metadata.resource_version,
+        before.metadata.resource_version,
+        "a failed PodCheckpoint is left alone"
+    );
+
+    let run = create_pc(
+        cfg,
+        &cfg.kubeconfig,
+        &format!("e2e-negative-{unique}"),
+        serde_json::json!({"sourcePodName": SINGLE, "timeoutSeconds": -1}),
+    );
+    // kubectl create's own shape for a 422: `The KIND "NAME" is invalid: ...`
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "The PodCheckpoint \"e2e-negative-{unique}\" is invalid: spec.timeoutSeconds: Invalid value: -1: spec.timeoutSeconds in body should be greater than or equal to 0"
+        )),
+        "the schema refuses a negative timeout\n{run}"
+    );
+    let run = kubectl(
+        cfg,
+        &[
+            "get",
+            "podcheckpoint",
+            "-n",
+            &cfg.namespace,
+            &format!("e2e-negative-{unique}"),
+        ],
+    )
+    .unwrap();
+    assert!(!run.ok(), "nothing was created\n{run}");
+
+    let admin = cfg.admin_kubeconfig.as_ref().unwrap_or_else(|| {
+        panic!("the config names no adminKubeconfig: editing a spec needs a user who may patch PodCheckpoints")
+    });
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        admin,
+        &[
+            "patch",
+            "podcheckpoint",
+            "-n",
+            &cfg.namespace,
+            &cases[1].0,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"containers":["app"]}}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "The PodCheckpoint \"{}\" is invalid: spec: Invalid value: \"object\": spec is immutable",
+            cases[1].0
+        )),
+        "the schema's CEL rule refuses a spec edit\n{run}"
+    );
+
+    for (name, _, _) in &cases {
+        let run = kubectl(
+            cfg,
+            &[
+                "delete",
+                "podcheckpoint",
+                "-n",
+                &cfg.namespace,
+                name,
+                "--timeout=60s",
+            ],
+        )
+        .unwrap();
+        assert!(run.ok(), "{run}");
+    }
+}
+
+/// Issue 13, 5: the node agent killed mid-checkpoint and started again:
+/// the object ends completed or `CheckpointFailed` "interrupted", no
+/// partial archive is left, and the object can be deleted.
+#[test]
+fn pc05_agent_killed_mid_checkpoint() {
+    let (_g, cfg) = setup();
+    let slow = slow_pod(cfg);
+    let restart = cfg.commands.restart_agent.clone().unwrap_or_else(|| {
+        panic!("the config has no commands.restartAgent (kill a node's agent and start it again): this scenario needs it")
+    });
+    let name = create_no_wait(cfg, &[&slow.name, "-c", &slow.container]);
+    let pc = wait_pc(cfg, &name, Duration::from_secs(30), "in progress", |pc| {
+        ready_of(pc).0 == "CheckpointInProgress"
+    });
+    let node = pc
+        .status
+        .and_then(|s| s.node_name)
+        .expect("nodeName once claimed");
+    run_command("restartAgent", &restart, &[&node], None).unwrap_or_else(|e| panic!("{e}"));
+
+    let pc = wait_pc(cfg, &name, Duration::from_secs(60), "finished", finished);
+    let (reason, message) = ready_of(&pc);
+    match reason.as_str() {
+        "CheckpointCompleted" => {}
+        "CheckpointFailed" => assert!(message.contains("interrupted"), "{message}"),
+        other => panic!("ended {other}: {message}"),
+    }
+    let uid = pc.metadata.uid.clone().unwrap_or_default();
+    if let Some(dir) = &cfg.slow_node_checkpoints_dir {
+        // The runtime may still be writing when the agent comes back; give
+        // it its time, then nothing partial may be left.
+        std::thread::sleep(Duration::from_secs(10));
+        assert_eq!(
+            partial_files(dir),
+            Vec::<PathBuf>::new(),
+            "no partial archive"
+        );
+        for c in pc.status.iter().flat_map(|s| &s.checkpointed_containers) {
+            let archive = c
+                .archive
+                .as_ref()
+                .expect("archive of a completed container");
+            let file = on_node(dir, &archive.path);
+            assert_eq!(sha256_hex(&file), archive.sha256);
+        }
+    }
+    let run = kubectl(
+        cfg,
+        &[
+            "delete",
+            "podcheckpoint",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "--timeout=60s",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "not stuck: it can be deleted\n{run}");
+    if let Some(dir) = &cfg.slow_node_checkpoints_dir {
+        assert!(!dir.join(&uid).exists(), "its archives went with it");
+    }
+}
+
+/// Issue 13, 6: two agents with different node names against one API
+/// server: each PodCheckpoint is claimed, written and reported on by the
+/// agent of its pod's node alone.
+#[test]
+fn pc06_only_the_pods_node_agent_acts() {
+    let (_g, cfg) = setup();
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let slow = slow_pod(cfg);
+    let node_of = |ns: &str, pod: &str| {
+        let run = kubectl(
+            cfg,
+            &[
+                "get",
+                "pod",
+                "-n",
+                ns,
+                pod,
+                "-o",
+                "jsonpath={.spec.nodeName}",
+            ],
+        )
+        .unwrap();
+        assert!(run.ok(), "{run}");
+        run.stdout.trim().to_owned()
+    };
+    let objects = [
+        (
+            create_no_wait(cfg, &[SINGLE]),
+            node_of(&cfg.namespace, SINGLE),
+        ),
+        (
+            create_no_wait(cfg, &[&slow.name, "-c", &slow.container]),
+            node_of(&slow.namespace, &slow.name),
+        ),
+    ];
+    assert_ne!(objects[0].1, objects[1].1, "the two pods run on two nodes");
+    for (name, node) in &objects {
+        let pc = wait_pc(cfg, name, Duration::from_secs(60), "finished", finished);
+        let (reason, message) = ready_of(&pc);
+        assert_eq!(reason, "CheckpointCompleted", "{name}: {message}");
+        assert_eq!(
+            pc.status.as_ref().and_then(|s| s.node_name.as_deref()),
+            Some(node.as_str())
+        );
+
+        // Who wrote: the agents' events on it name their node (reportingInstance).
+        let run = kubectl_as(
+            cfg,
+            &cfg.kubectl,
+            &cfg.viewer_kubeconfig,
+            &[
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                &cfg.namespace,
+                "-o",
+                "json",
+            ],
+        )
+        .unwrap();
+        assert!(run.ok(), "{run}");
+        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let reporters: BTreeSet<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["regarding"]["kind"] == "PodCheckpoint" && e["regarding"]["name"] == name.as_str()
+            })
+            .map(|e| {
+                e["reportingInstance"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            reporters,
+            BTreeSet::from([node.clone()]),
+            "only {node}'s agent reported on {name}"
+        );
+    }
+}
+
+/// `kubectl checkpoint inspect` on an archive the suite just made: the
+/// container, its image and ID, and the process tree CRIU dumped.
+#[test]
+fn pc07_inspect_an_archive_just_made() {
+    let (_g, cfg) = setup();
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let dir = cfg.node_checkpoints_dir.clone().unwrap_or_else(|| {
+        panic!("the config names no nodeCheckpointsDir: inspect needs the archive on this machine")
+    });
+    let run = checkpoint(cfg, &[SINGLE, "-c", "app", "-o", "json"]);
+    assert!(run.ok(), "{run}");
+    let pc: PodCheckpoint = serde_json::from_str(&run.stdout).unwrap();
+    let c = pc
+        .status
+        .as_ref()
+        .map(|s| s.checkpointed_containers[0].clone())
+        .expect("status");
+    let file = on_node(&dir, &c.archive.as_ref().expect("archive").path);
+    let file_arg = file.to_string_lossy().into_owned();
+
+    let run = kubectl(cfg, &["checkpoint", "inspect", &file_arg]).unwrap();
+    assert!(run.ok(), "{run}");
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("app "))
+        .unwrap_or_else(|| panic!("a row for container app\n{run}"));
+    assert!(row.contains(&c.image), "the image {}\n{run}", c.image);
+
+    let run = kubectl(
+        cfg,
+        &[
+            "checkpoint",
+            "inspect",
+            &file_arg,
+            "--ps-tree-cmd",
+            "-o",
+            "json",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["container_name"], "app", "{doc:#}");
+    assert_eq!(doc["image"], c.image.as_str(), "{doc:#}");
+    let id = doc["id"].as_str().unwrap_or_default();
+    assert!(
+        !id.is_empty() && c.container_id.ends_with(id),
+        "the container ID {:?} in the archive matches the status' {:?}",
+        id,
+        c.container_id
+    );
+    // the process tree: at least the container's init process, with a command
+    let mut processes = Vec::new();
+    let mut todo = vec![&doc["process_tree"]];
+    while let Some(p) = todo.pop() {
+        processes.push(p);
+        todo.extend(p["children"].as_array().into_iter().flatten());
+    }
+    assert_eq!(doc["process_tree"]["pid"], 1, "{doc:#}");
+    assert!(
+        processes
+            .iter()
+            .all(|p| p["command"].as_str().is_some_and(|c| !c.is_empty())),
+        "{doc:#}"
+    );
+    // the test image's command: a shell counting in a loop
+    assert_eq!(doc["process_tree"]["command"], "sh", "{doc:#}");
+    let cmdline = doc["process_tree"]["cmdline"].as_str().unwrap_or_default();
+    assert!(
+        cmdline.starts_with("/bin/sh -c "),
+        "the init process' command line\n{doc:#}"
+    );
 }

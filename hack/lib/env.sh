@@ -136,14 +136,28 @@ render_users_policy() {
   KUBECONFIG=/dev/null kubectl create clusterrolebinding viewer-view --clusterrole=view --user=viewer --dry-run=client -o yaml
 }
 
-# The policy the stand-in decides by: the project's own RBAC (deploy/ and
-# deploy/shim rendered by the real kubectl) plus the users'.
+# The policy the stand-in decides by: the project's own RBAC (deploy/,
+# deploy/crd's PodCheckpoint roles and deploy/shim, rendered by the real
+# kubectl) plus the users'. The stand-in skips kinds that are not RBAC.
 render_policy() {
   kubectl kustomize "$ROOT/deploy"
+  echo "---"
+  kubectl kustomize "$ROOT/deploy/crd"
   echo "---"
   kubectl kustomize "$ROOT/deploy/shim"
   echo "---"
   render_users_policy
+}
+
+# The PodCheckpoint CustomResourceDefinition as deploy/crd ships it (its
+# ClusterRoles are in render_policy): the stand-in registers
+# podcheckpoints.checkpoint.kcr.dev in discovery at start, as kube-apiserver
+# does once `kubectl apply -k deploy/crd` has run.
+render_crds() {
+  kubectl kustomize "$ROOT/deploy/crd" \
+    | KUBECONFIG=/dev/null kubectl patch --local -f - --type=merge -p '{}' -o json \
+    | jq -c 'if .kind == "List" then .items[] else . end | select(.kind == "CustomResourceDefinition")' \
+    | sed '1!s/^/---\n/'
 }
 
 # The namespaces (kcr-system from deploy/namespace) and the two nodes
