@@ -119,6 +119,13 @@ pub struct Options {
     /// kubelet serves it (health and metrics are still served).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub checkpoint_endpoint: bool,
+
+    /// FOR TESTING ONLY: behave like the kubelet for archive names: exactly
+    /// checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar, to the second, overwriting an
+    /// archive of that name (no -N suffix), so tests can prove what a caller guarantees on
+    /// kubelet nodes.
+    #[arg(long)]
+    pub kubelet_archive_names_for_testing: bool,
 }
 
 /// `--podcheckpoint-controller`.
