@@ -7,7 +7,9 @@
 //! 4. options from the query and/or a size-limited JSON body (400);
 //! 5. the pod (404), its phase (409), the container (400), its node (409),
 //!    the container's state (409);
-//! 6. the node, its address and port (409/503), a per-node slot (503);
+//! 6. the node, its address and port (409/503); the container's turn (one
+//!    checkpoint of it at a time, at least 1 s apart, across replicas: 409,
+//!    [`crate::turns`]); a per-node slot (503);
 //! 7. the node call, bounded by the request's timeout plus a margin
 //!    (500/503/504 by the node's answer);
 //! 8. an Event on the pod and the metrics; a `ContainerCheckpoint` or a Status.
