@@ -363,6 +363,18 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_namespace_must_be_a_namespace_name() {
+        let o = parse(&[]);
+        assert_eq!(o.lease_namespace, "kcr-system");
+        let err = parse(&["--lease-namespace=Not_A_Namespace"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--lease-namespace: "), "{err}");
+        assert!(parse(&["--lease-namespace=checkpoints"]).validate().is_ok());
+    }
+
+    #[test]
     fn max_timeout_cannot_exceed_what_nodes_accept() {
         // Raised above the nodes' bound, a long timeout would end as a node 400
         // reported as a 500: refused at start-up instead, naming the limit.
