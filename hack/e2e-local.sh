@@ -23,6 +23,8 @@ export KCR_SHIM_PORT="${KCR_E2E_SHIM_PORT:-11350}"
 export KCR_SLOW_SHIM_PORT="${KCR_E2E_SLOW_SHIM_PORT:-11351}"
 export KCR_REQUEST_TIMEOUT="${KCR_REQUEST_TIMEOUT:-5s}"
 export KCR_SLOW_SECONDS="${KCR_SLOW_SECONDS:-8}"
+# node-local names archives as the kubelet does (scenarios 9 and 12).
+export KCR_KUBELET_ARCHIVE_NAMES=true
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
 # shellcheck source=hack/lib/e2e-config.sh

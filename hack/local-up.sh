@@ -4,6 +4,7 @@
 #   kube-apiserver-standin  127.0.0.1:$KCR_APISERVER_PORT  (plays kube-apiserver + aggregator)
 #   checkpoint-apiserver    127.0.0.1:$KCR_EXTENSION_PORT  (registered by APIService v1alpha1.subresources.checkpoint.kcr.dev)
 #   checkpoint-shim         127.0.0.1:$KCR_SHIM_PORT       node "node-local" → a private containerd 2.x + runc + CRIU
+#                                                          (KCR_KUBELET_ARCHIVE_NAMES=true: archives named as the kubelet does)
 #   checkpoint-shim         127.0.0.1:$KCR_SLOW_SHIM_PORT  node "node-slow"  → fake-cri in slow mode (e2e scenario 10)
 #
 # The stand-in serves deploy/crd's PodCheckpoint CRD (and its ClusterRoles)
@@ -103,7 +104,7 @@ standin_kubeconfig --service-account kcr-system/checkpoint-apiserver --out "$LOC
 standin_kubeconfig --service-account kcr-system/checkpoint-shim --out "$LOCAL/shim.kubeconfig"
 
 # ------------------------------------------------------------ node agents
-start_shim() { # NAME NODE PORT CRI-SOCKET ROOT-DIR GATE
+start_shim() { # NAME NODE PORT CRI-SOCKET ROOT-DIR GATE [FLAG...]
   proc_start "$1" "$BIN/checkpoint-shim" \
     --container-runtime-endpoint "unix://$4" --root-dir "$5" \
     --address 127.0.0.1 --port "$3" --node-name "$2" \
@@ -111,9 +112,16 @@ start_shim() { # NAME NODE PORT CRI-SOCKET ROOT-DIR GATE
     --tls-cert-file "$PKI/node.crt" --tls-private-key-file "$PKI/node.key" \
     --client-ca-file "$PKI/kubelet-ca.crt" \
     --podcheckpoint-controller=true \
-    --feature-gates "ContainerCheckpoint=${6:-true}"
+    --feature-gates "ContainerCheckpoint=${6:-true}" "${@:7}"
 }
-start_shim shim node-local "$KCR_SHIM_PORT" "$CONTAINERD_SOCK" "$LOCAL/kubelet"
+# KCR_KUBELET_ARCHIVE_NAMES=true (hack/e2e-local.sh): node-local names archives
+# as the kubelet does (to the second, overwritten), so the e2e suite proves the
+# extension's one-at-a-time, 1-s-apart guarantee on a kubelet-like node.
+node_local_flags=()
+if [ "${KCR_KUBELET_ARCHIVE_NAMES:-false}" = true ]; then
+  node_local_flags+=(--kubelet-archive-names-for-testing)
+fi
+start_shim shim node-local "$KCR_SHIM_PORT" "$CONTAINERD_SOCK" "$LOCAL/kubelet" true "${node_local_flags[@]}"
 start_shim shim-slow node-slow "$KCR_SLOW_SHIM_PORT" "$FAKE_CRI_SOCK" "$LOCAL/kubelet-slow"
 wait_until 30 "checkpoint-shim (log: $LOCAL/logs/shim.log)" curl -sfk "https://127.0.0.1:$KCR_SHIM_PORT/healthz"
 wait_until 30 "checkpoint-shim node-slow" curl -sfk "https://127.0.0.1:$KCR_SLOW_SHIM_PORT/healthz"

@@ -7,7 +7,9 @@
 //! 4. options from the query and/or a size-limited JSON body (400);
 //! 5. the pod (404), its phase (409), the container (400), its node (409),
 //!    the container's state (409);
-//! 6. the node, its address and port (409/503), a per-node slot (503);
+//! 6. the node, its address and port (409/503); the container's turn (one
+//!    checkpoint of it at a time, at least 1 s apart, across replicas: 409,
+//!    [`crate::turns`]); a per-node slot (503);
 //! 7. the node call, bounded by the request's timeout plus a margin
 //!    (500/503/504 by the node's answer);
 //! 8. an Event on the pod and the metrics; a `ContainerCheckpoint` or a Status.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use api_types::checkpoint::{ContainerCheckpointSpec, ContainerCheckpointStatus};
 use api_types::features::{CONTAINER_CHECKPOINT_API, FeatureGates};
 use api_types::options::OptionsError;
+use api_types::timeouts::Deadlines;
 use api_types::{
     ContainerCheckpoint, ContainerRef, PodCheckpointOptions, StatusReason, status, validation,
 };
@@ -40,6 +43,7 @@ use crate::kubelet_client::{self, KubeletClient, KubeletClientConfig};
 use crate::listers::{NodeLister, PodLister};
 use crate::metrics::Metrics;
 use crate::strategy;
+use crate::turns::{self, ContainerTurns};
 
 /// The subresource and everything it calls, each behind a narrow trait.
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub struct CheckpointREST {
     pub events: Arc<dyn EventRecorder>,
     pub metrics: Arc<Metrics>,
     pub limiter: NodeLimiter,
+    /// Checkpoints of one container take turns, at least 1 s apart, across replicas.
+    pub turns: ContainerTurns,
 }
 
 /// What is known of a checkpoint as it goes: for the Event and the audit line.
@@ -290,6 +296,22 @@ impl CheckpointREST {
             .call(&node, target.clone(), opts.timeout())
             .map_err(|e| e.status())?;
 
+        // The container's turn: one checkpoint of it at a time, in this
+        // replica and across replicas, waiting no longer than the request's
+        // own timeout (and --node-queue-timeout).
+        let deadlines = Deadlines::new(opts.timeout(), self.kubelet.request_timeout);
+        let deadline = self.kubelet.call_deadline(opts.timeout());
+        let wait = deadlines.runtime().min(self.kubelet.node_queue_timeout);
+        let hold = self.kubelet.node_queue_timeout
+            + deadline
+            + self.turns.spacing()
+            + turns::CLOCK_SKEW_ALLOWANCE;
+        let turn = self
+            .turns
+            .acquire(&target, tokio::time::Instant::now() + wait, hold)
+            .await
+            .map_err(|e| e.status())?;
+
         let start = Timestamp::now();
         let queued = self.metrics.queued(&node_name);
         let permit = self
@@ -299,12 +321,21 @@ impl CheckpointREST {
             .map_err(|e| e.status())?;
         drop(queued);
         let in_flight = self.metrics.in_flight(&node_name);
-        let deadline = self.kubelet.call_deadline(opts.timeout());
         let t0 = Instant::now();
         let answer = tokio::time::timeout(deadline, self.kubelet_client.checkpoint(&call)).await;
-        let elapsed = t0.elapsed().as_secs_f64();
+        let took = t0.elapsed();
+        let elapsed = took.as_secs_f64();
         drop(in_flight);
         drop(permit);
+        // The next checkpoint of this container goes no earlier than the
+        // spacing after this answer; after a timeout, not before the node
+        // has given up on its runtime (it waits runtime + NODE_GRACE) either.
+        let node_busy_until = if answer.is_err() {
+            deadlines.node().saturating_sub(took)
+        } else {
+            Duration::ZERO
+        };
+        turn.end_after(node_busy_until + self.turns.spacing());
         let archive = match answer {
             Ok(Ok(path)) => {
                 self.metrics.checkpoint_duration("success", elapsed);
@@ -356,7 +387,7 @@ pub fn decode(segment: &str) -> String {
 }
 
 /// `7s`, `1.5s`, `2m5s`.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs();
     let millis = d.subsec_millis();
     if secs >= 60 {

@@ -16,9 +16,11 @@ use crate::checkpoint::CheckpointREST;
 use crate::concurrency::NodeLimiter;
 use crate::events::KubeEventRecorder;
 use crate::kubelet_client;
+use crate::leases::{self, KubeLeases};
 use crate::listers::KubeListers;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::turns::ContainerTurns;
 
 /// Base name of the self-signed pair in `--cert-dir`.
 pub const SELF_SIGNED_NAME: &str = "apiserver";
@@ -90,6 +92,12 @@ impl Config {
             .map_err(Error::Kubelet)?;
         let listers = Arc::new(KubeListers::new(cluster.clone()));
         let kubelet = opts.kubelet_client.config();
+        let leases = KubeLeases::new(
+            cluster.clone(),
+            &opts.lease_namespace,
+            leases::identity(&hostname()),
+        );
+        tracing::info!(namespace = %opts.lease_namespace, identity = %leases.identity(), "per-container leases");
         Ok(Config {
             secure_serving,
             authenticator: delegation.authentication.authenticator,
@@ -101,6 +109,7 @@ impl Config {
                 pods: listers.clone(),
                 nodes: listers,
                 limiter: NodeLimiter::new(kubelet.max_checkpoints_per_node),
+                turns: ContainerTurns::new(Arc::new(leases)),
                 kubelet,
                 kubelet_client: Arc::new(kubelet_client),
                 events: Arc::new(KubeEventRecorder::new(cluster.clone(), hostname())),

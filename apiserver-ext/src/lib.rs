@@ -17,6 +17,8 @@
 //! * [`kubelet_client`]: [`kubelet_client::KubeletClient`], the node address and
 //!   the HTTPS call to the kubelet;
 //! * [`concurrency`]: bounded checkpoints per node with a queue deadline;
+//! * [`turns`]: checkpoints of one container one at a time, at least 1 s
+//!   apart, across replicas through [`leases`] (per-container Leases);
 //! * [`events`]: [`events::EventRecorder`], Events on the pod;
 //! * [`discovery`], [`openapi`]: the documents;
 //! * [`metrics`]: the `/metrics` exposition.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod discovery;
 pub mod events;
 pub mod kubelet_client;
+pub mod leases;
 pub mod listers;
 pub mod metrics;
 pub mod openapi;
@@ -35,6 +38,7 @@ pub mod server;
 pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod turns;
 
 #[cfg(test)]
 mod mock_api;

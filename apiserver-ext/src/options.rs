@@ -93,6 +93,11 @@ pub struct Options {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_REQUEST_BODY_BYTES, help_heading = "Requests")]
     pub max_request_body_bytes: usize,
 
+    /// Namespace of the per-container Leases (coordination.k8s.io/v1) through which the
+    /// replicas take turns: one checkpoint of a container at a time, at least 1s apart.
+    #[arg(long, value_name = "NAMESPACE", default_value = crate::leases::DEFAULT_NAMESPACE, help_heading = "Requests")]
+    pub lease_namespace: String,
+
     #[command(flatten, next_help_heading = "Requests")]
     pub feature_gates: FeatureGateOptions<ApiServerFlags>,
 
@@ -166,7 +171,8 @@ pub struct KubeletClientOptions {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_checkpoints_per_node: usize,
 
-    /// How long a request waits in a node's queue before it is refused with 503.
+    /// How long a request waits in a queue before it is refused: for its container's turn
+    /// (409; at most its own timeout), then for a slot on its node (503).
     #[arg(long, value_name = "DURATION", default_value_t = GoDuration::from_secs(20))]
     pub node_queue_timeout: GoDuration,
 }
@@ -297,6 +303,9 @@ impl Options {
                 self.max_request_body_bytes
             ));
         }
+        if let Err(e) = api_types::validation::validate_namespace(&self.lease_namespace) {
+            errs.push(format!("--lease-namespace: {e}"));
+        }
         errs.extend(self.feature_gates.validate());
         errs.extend(self.logging.validate());
         InvalidOptions::check(errs)
@@ -351,6 +360,18 @@ mod tests {
         ]);
         let err = o.validate().unwrap_err();
         insta::assert_snapshot!("invalid_options", err.to_string());
+    }
+
+    #[test]
+    fn the_lease_namespace_must_be_a_namespace_name() {
+        let o = parse(&[]);
+        assert_eq!(o.lease_namespace, "kcr-system");
+        let err = parse(&["--lease-namespace=Not_A_Namespace"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--lease-namespace: "), "{err}");
+        assert!(parse(&["--lease-namespace=checkpoints"]).validate().is_ok());
     }
 
     #[test]

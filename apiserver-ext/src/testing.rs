@@ -21,9 +21,12 @@ use crate::concurrency::NodeLimiter;
 use crate::config::Config;
 use crate::events::{EventRecorder, PodEvent};
 use crate::kubelet_client::{self, CheckpointCall, KubeletClient, KubeletClientConfig};
+use crate::leases::{self, ContainerLeases, HeldLease, lease_name};
 use crate::listers::{self, NodeLister, PodLister};
 use crate::metrics::Metrics;
 use crate::options::DEFAULT_MAX_REQUEST_BODY_BYTES;
+use crate::turns::ContainerTurns;
+use api_types::ContainerRef;
 
 /// What [`FakeKubeletClient`] answers.
 #[derive(Debug, Clone)]
@@ -33,6 +36,9 @@ pub enum FakeAnswer {
     Fail(kubelet_client::Error),
     /// Never answer (to exercise deadlines).
     Hang,
+    /// As the kubelet names archives: stamped to the second when the call
+    /// arrives, the same path for two calls within one second.
+    KubeletArchive,
 }
 
 /// A fake node endpoint: a scripted answer after an optional delay; records calls.
@@ -41,6 +47,8 @@ pub struct FakeKubeletClient {
     answer: Mutex<FakeAnswer>,
     delay: Mutex<Duration>,
     calls: Mutex<Vec<CheckpointCall>>,
+    /// When each call arrived and when it was answered.
+    times: Mutex<Vec<(tokio::time::Instant, Option<tokio::time::Instant>)>>,
 }
 
 impl Default for FakeKubeletClient {
@@ -55,7 +63,21 @@ impl FakeKubeletClient {
             answer: Mutex::new(answer),
             delay: Mutex::new(Duration::ZERO),
             calls: Mutex::default(),
+            times: Mutex::default(),
         }
+    }
+
+    fn answered(&self, index: Option<usize>) {
+        if let (Some(i), Ok(mut t)) = (index, self.times.lock())
+            && let Some(entry) = t.get_mut(i)
+        {
+            entry.1 = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// When each call arrived and when it was answered (`None`: not yet), in arrival order.
+    pub fn call_times(&self) -> Vec<(tokio::time::Instant, Option<tokio::time::Instant>)> {
+        self.times.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     pub fn set_answer(&self, answer: FakeAnswer) {
@@ -92,6 +114,16 @@ impl KubeletClient for FakeKubeletClient {
         if let Ok(mut c) = self.calls.lock() {
             c.push(call.clone());
         }
+        let arrived = tokio::time::Instant::now();
+        let index = self
+            .times
+            .lock()
+            .map(|mut t| {
+                t.push((arrived, None));
+                t.len() - 1
+            })
+            .ok();
+        let stamp = api_types::k8s_openapi::jiff::Timestamp::now();
         let answer = self
             .answer
             .lock()
@@ -100,8 +132,13 @@ impl KubeletClient for FakeKubeletClient {
         let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
+            self.answered(index);
             match answer {
                 FakeAnswer::Archive => Ok(Self::archive_path(call)),
+                FakeAnswer::KubeletArchive => Ok(format!(
+                    "/var/lib/kubelet/checkpoints/{}",
+                    call.container.archive_file_name(stamp, 1)
+                )),
                 FakeAnswer::Fail(e) => Err(e),
                 FakeAnswer::Hang => futures::future::pending().await,
             }
@@ -222,6 +259,106 @@ impl EventRecorder for FakeEventRecorder {
     }
 }
 
+/// Per-container Leases in memory, shared by the replicas made with
+/// [`FakeLeases::replica`]: a holder and an expiry per Lease name.
+#[derive(Debug, Clone)]
+pub struct FakeLeases {
+    identity: String,
+    leases: Arc<Mutex<BTreeMap<String, (String, tokio::time::Instant)>>>,
+}
+
+impl Default for FakeLeases {
+    fn default() -> Self {
+        Self {
+            identity: "replica-0".into(),
+            leases: Arc::default(),
+        }
+    }
+}
+
+impl FakeLeases {
+    /// Another replica over the same Leases.
+    pub fn replica(&self, identity: &str) -> Self {
+        Self {
+            identity: identity.to_owned(),
+            leases: self.leases.clone(),
+        }
+    }
+
+    /// A Lease left by `holder`, expiring `expires_in` from now (a crashed replica's).
+    pub fn plant(&self, target: &ContainerRef, holder: &str, expires_in: Duration) {
+        if let Ok(mut l) = self.leases.lock() {
+            l.insert(
+                lease_name(target),
+                (holder.to_owned(), tokio::time::Instant::now() + expires_in),
+            );
+        }
+    }
+
+    /// The holder of `target`'s Lease, if it is held and not expired.
+    pub fn holder(&self, target: &ContainerRef) -> Option<String> {
+        let l = self.leases.lock().ok()?;
+        l.get(&lease_name(target))
+            .filter(|(_, until)| *until > tokio::time::Instant::now())
+            .map(|(h, _)| h.clone())
+    }
+}
+
+impl ContainerLeases for FakeLeases {
+    fn acquire<'a>(
+        &'a self,
+        target: &'a ContainerRef,
+        hold: Duration,
+        until: tokio::time::Instant,
+    ) -> BoxFuture<'a, leases::Result<HeldLease>> {
+        Box::pin(async move {
+            let name = lease_name(target);
+            let started = tokio::time::Instant::now();
+            loop {
+                let now = tokio::time::Instant::now();
+                let holder = {
+                    let Ok(mut l) = self.leases.lock() else {
+                        return Err(leases::Error::Unreachable {
+                            target: target.clone(),
+                            lease: name,
+                            message: "poisoned".into(),
+                        });
+                    };
+                    match l.get(&name) {
+                        Some((holder, expiry)) if *expiry > now => holder.clone(),
+                        _ => {
+                            l.insert(name.clone(), (self.identity.clone(), now + hold));
+                            return Ok(HeldLease {
+                                name,
+                                resource_version: self.identity.clone(),
+                            });
+                        }
+                    }
+                };
+                if now >= until {
+                    return Err(leases::Error::Held {
+                        target: target.clone(),
+                        lease: format!("kcr-system/{name}"),
+                        holder,
+                        waited: started.elapsed(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(20).min(until - now)).await;
+            }
+        })
+    }
+
+    fn release(&self, held: HeldLease) -> BoxFuture<'_, ()> {
+        if let Ok(mut l) = self.leases.lock()
+            && l.get(&held.name)
+                .is_some_and(|(h, _)| *h == held.resource_version)
+        {
+            l.remove(&held.name);
+        }
+        Box::pin(async {})
+    }
+}
+
 /// The gates with `ContainerCheckpointAPI` as given.
 pub fn gates(container_checkpoint_api: bool) -> FeatureGates {
     FeatureGates::parse(
@@ -237,6 +374,7 @@ pub struct Fakes {
     pub listers: Arc<FakeListers>,
     pub kubelet_client: Arc<FakeKubeletClient>,
     pub events: Arc<FakeEventRecorder>,
+    pub leases: FakeLeases,
 }
 
 impl Fakes {
@@ -263,6 +401,7 @@ impl Fakes {
                 pods: self.listers.clone(),
                 nodes: self.listers.clone(),
                 limiter: NodeLimiter::new(kubelet.max_checkpoints_per_node),
+                turns: ContainerTurns::new(Arc::new(self.leases.clone())),
                 kubelet,
                 kubelet_client: self.kubelet_client.clone(),
                 events: self.events.clone(),

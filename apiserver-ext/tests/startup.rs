@@ -81,6 +81,14 @@ async fn mock_api(proxy_ca: &str, kubelet_port: u16, log: Log) -> String {
                     ok(body)
                 }
                 ("POST", "/api/v1/namespaces/default/events") => ok(body),
+                // The container's Lease: none yet, created, deleted.
+                ("POST", "/apis/coordination.k8s.io/v1/namespaces/kcr-system/leases") => {
+                    body["metadata"]["resourceVersion"] = json!("7");
+                    (http::StatusCode::CREATED, axum::Json(body)).into_response()
+                }
+                ("DELETE", p) if p.starts_with("/apis/coordination.k8s.io/v1/namespaces/kcr-system/leases/checkpoint-") => {
+                    ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}))
+                }
                 _ => (
                     http::StatusCode::NOT_FOUND,
                     axum::Json(
@@ -211,30 +219,59 @@ async fn options_to_config_to_server() {
     assert_eq!(code, 401);
 
     // What the server asked the API server, in order (events are written in the background).
-    for _ in 0..100 {
+    for _ in 0..150 {
         if log
             .lock()
             .unwrap()
             .iter()
-            .any(|(l, _)| l.ends_with("/events"))
+            .any(|(l, _)| l.starts_with("DELETE "))
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let lines: Vec<String> = log.lock().unwrap().iter().map(|(l, _)| l.clone()).collect();
+    // bob's SubjectAccessReview comes in between: left out.
+    let log: Vec<(String, Value)> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, _)| !l.ends_with("/subjectaccessreviews"))
+        .cloned()
+        .collect();
+    let lines: Vec<&str> = log.iter().map(|(l, _)| l.as_str()).collect();
+    let lease =
+        "/apis/coordination.k8s.io/v1/namespaces/kcr-system/leases/checkpoint-66dabcc3ade6668c51c8";
     assert_eq!(
-        lines[..5],
+        lines[..7],
         [
             "GET /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
-            "POST /apis/authorization.k8s.io/v1/subjectaccessreviews",
             "GET /api/v1/namespaces/default/pods/web",
             "GET /api/v1/nodes/node-1",
+            &format!("GET {lease}"),
+            "POST /apis/coordination.k8s.io/v1/namespaces/kcr-system/leases",
             "POST /api/v1/namespaces/default/events",
+            &format!("DELETE {lease}"),
         ],
         "{lines:#?}"
     );
-    let event = log.lock().unwrap()[4].1.clone();
+    let created = &log[4].1;
+    assert!(
+        created["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h.contains('_')),
+        "{created:#}"
+    );
+    assert_eq!(
+        created["metadata"]["annotations"]["checkpoint.kcr.dev/container"],
+        "app"
+    );
+    // Released (1 s after the node's answer) only while still ours.
+    let deleted = &log[6].1;
+    assert_eq!(
+        deleted["preconditions"]["resourceVersion"], "7",
+        "{deleted:#}"
+    );
+    let event = log[5].1.clone();
     assert_eq!(event["reason"], "Checkpointed");
     assert_eq!(event["involvedObject"]["uid"], "uid-web");
 

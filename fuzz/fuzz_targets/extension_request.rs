@@ -24,7 +24,8 @@ use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use apiserver_ext::Server;
 use apiserver_ext::events::{EventRecorder, PodEvent};
 use apiserver_ext::kubelet_client::{CheckpointCall, Error as KubeletError, KubeletClient};
-use apiserver_ext::testing::{FakeListers, Fakes};
+use apiserver_ext::testing::{FakeLeases, FakeListers, Fakes};
+use apiserver_ext::turns::ContainerTurns;
 use apiserver_lib::UserInfo;
 use apiserver_lib::authentication::{Authenticator, StaticTokensForTesting};
 use apiserver_lib::authorization::StaticAuthorizerForTesting;
@@ -139,6 +140,9 @@ fn setup() -> (tokio::runtime::Runtime, Router) {
     );
     config.rest.kubelet_client = Arc::new(CheckingNode);
     config.rest.events = Arc::new(NoEvents);
+    // Good inputs in a row must not wait the 1 s between checkpoints of one container.
+    config.rest.turns = ContainerTurns::new(Arc::new(FakeLeases::default()))
+        .with_spacing(std::time::Duration::ZERO);
     let router = Server::new(config).router();
     (runtime, router)
 }

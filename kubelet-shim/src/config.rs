@@ -165,6 +165,12 @@ impl Config {
         let mut host = HostConfig::new(opts.checkpoints_dir());
         host.runtime_request_timeout = opts.runtime_request_timeout.get();
         host.max_in_flight = MAX_CONCURRENT_PODCHECKPOINTS;
+        host.kubelet_archive_names = opts.kubelet_archive_names_for_testing;
+        if host.kubelet_archive_names {
+            tracing::warn!(
+                "--kubelet-archive-names-for-testing: archives are named to the second and overwritten, as the kubelet does; for tests only"
+            );
+        }
         // The checkpoints directory must be usable before the first request.
         host.ensure_dir().map_err(|e| match e {
             host::Error::CreateDir { path, source } => Error::CheckpointsDir {

@@ -152,6 +152,9 @@ pub struct HostConfig {
     /// Checkpoints in flight on this node at most.
     pub max_in_flight: usize,
     pub clock: Clock,
+    /// `--kubelet-archive-names-for-testing`: the kubelet's name, to the
+    /// second, and an archive of that name overwritten (no `-N`).
+    pub kubelet_archive_names: bool,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -161,6 +164,7 @@ impl std::fmt::Debug for HostConfig {
             .field("runtime_request_timeout", &self.runtime_request_timeout)
             .field("grace", &self.grace)
             .field("max_in_flight", &self.max_in_flight)
+            .field("kubelet_archive_names", &self.kubelet_archive_names)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +179,7 @@ impl HostConfig {
             grace: api_types::timeouts::NODE_GRACE,
             max_in_flight: 8,
             clock: Arc::new(Timestamp::now),
+            kubelet_archive_names: false,
         }
     }
 
@@ -566,13 +571,39 @@ impl Host {
         })
     }
 
-    /// The first name of this second that is neither reserved nor on disk.
+    /// The first name of this second that is neither reserved nor on disk
+    /// (with `kubelet_archive_names`: the kubelet's name of this second,
+    /// whatever is there removed first, as the kubelet's runtime overwrites it).
     fn reserve(&self, t: &ContainerRef) -> Result<Reservation> {
         let now = (self.config.clock)();
         let mut s = self
             .state
             .lock()
             .map_err(|_| Error::NoFreeName(t.to_string()))?;
+        if self.config.kubelet_archive_names {
+            let path = self.config.dir.join(t.archive_file_name(now, 1));
+            // One checkpoint per container at a time (the busy claim), so
+            // only an earlier archive of this second can be there.
+            if !s.reserved.insert(path.clone()) {
+                return Err(Error::NoFreeName(t.to_string()));
+            }
+            if fs::symlink_metadata(&path).is_ok() {
+                tracing::warn!(path = %path.display(), "overwriting an archive (--kubelet-archive-names-for-testing)");
+                if let Err(e) = fs::remove_file(&path) {
+                    s.reserved.remove(&path);
+                    return Err(Error::Archive {
+                        target: t.to_string(),
+                        path,
+                        reason: format!("failed to overwrite it: {e}"),
+                    });
+                }
+            }
+            return Ok(Reservation {
+                state: self.state.clone(),
+                key: path,
+                set: |s| &mut s.reserved,
+            });
+        }
         for attempt in 1..=MAX_ATTEMPTS_PER_SECOND {
             let name = t.archive_file_name(now, attempt);
             let path = self.config.dir.join(name);

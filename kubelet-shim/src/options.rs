@@ -140,6 +140,13 @@ pub struct Options {
     /// Never remove archive directories whose PodCheckpoint is gone.
     #[arg(long)]
     pub keep_orphan_archives: bool,
+
+    /// FOR TESTING ONLY: behave like the kubelet for archive names: exactly
+    /// checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar, to the second, overwriting an
+    /// archive of that name (no -N suffix), so tests can prove what a caller guarantees on
+    /// kubelet nodes.
+    #[arg(long)]
+    pub kubelet_archive_names_for_testing: bool,
 }
 
 /// Default `--orphan-archive-grace`.

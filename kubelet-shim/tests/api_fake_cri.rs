@@ -69,6 +69,8 @@ struct Setup {
     runtime: Option<Arc<dyn RuntimeService>>,
     /// `--checkpoint-endpoint`.
     checkpoint_endpoint: bool,
+    /// `--kubelet-archive-names-for-testing`.
+    kubelet_archive_names: bool,
 }
 
 impl Default for Setup {
@@ -80,6 +82,7 @@ impl Default for Setup {
             max_in_flight: 8,
             runtime: None,
             checkpoint_endpoint: true,
+            kubelet_archive_names: false,
         }
     }
 }
@@ -105,6 +108,7 @@ async fn fixture_with(setup: Setup) -> Fixture {
     host.grace = setup.grace;
     host.runtime_request_timeout = setup.runtime_request_timeout;
     host.max_in_flight = setup.max_in_flight;
+    host.kubelet_archive_names = setup.kubelet_archive_names;
     let stamp: Timestamp = STAMP.parse().unwrap();
     host.clock = Arc::new(move || stamp);
 
@@ -330,6 +334,34 @@ async fn archives_are_never_overwritten() {
         "{}",
         a.body
     );
+}
+
+/// `--kubelet-archive-names-for-testing`: the kubelet's behaviour, which
+/// checkpoint-apiserver's e2e scenario needs on a node: one name per second,
+/// overwritten.
+#[tokio::test]
+async fn kubelet_archive_names_for_testing_overwrite_like_the_kubelet() {
+    let f = fixture_with(Setup {
+        kubelet_archive_names: true,
+        ..Setup::default()
+    })
+    .await;
+    std::fs::create_dir_all(&f.dir).unwrap();
+    std::fs::write(f.dir.join(FIRST), b"precious").unwrap();
+    for _ in 0..2 {
+        let a = f.post("/checkpoint/default/web/app").await;
+        assert_eq!(a.code, StatusCode::OK, "{}", a.body);
+        let resp: api_types::CheckpointResponse = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(
+            resp.archive_path().unwrap(),
+            f.dir.join(FIRST).to_string_lossy(),
+            "the kubelet's name, no -N"
+        );
+    }
+    assert_eq!(f.archives(), [FIRST], "one archive: overwritten twice");
+    assert_ne!(std::fs::read(f.dir.join(FIRST)).unwrap(), b"precious");
+    assert_eq!(mode_of(&f.dir.join(FIRST)) & 0o777, 0o600);
+    assert_eq!(f.fake.checkpoint_requests().len(), 2);
 }
 
 #[tokio::test]
@@ -945,4 +977,58 @@ async fn every_checkpoint_request_leaves_one_audit_line() {
             ),
         ]
     );
+}
+
+/// Issue 10: the endpoint and the PodCheckpoint agent share one `Host`, and
+/// two CRI checkpoints of one container never run at once (they break
+/// inside containerd): whichever comes second is refused with `InProgress`
+/// (the agent waits and retries on it), other containers go in parallel.
+#[tokio::test]
+async fn the_endpoint_and_the_agent_never_checkpoint_one_container_at_once() {
+    let fake = FakeCri::with_containers([
+        FakeContainer::running("c-app", "default", "web", "app"),
+        FakeContainer::running("c-side", "default", "web", "sidecar"),
+    ]);
+    fake.set_mode(CheckpointMode::Slow(Duration::from_millis(500)));
+    let runtime: Arc<dyn RuntimeService> = Arc::new(CriRuntime::new(fake.channel().await.unwrap()));
+    let tmp = tempfile::tempdir().unwrap();
+    let host = kubelet_shim::host::Host::new(
+        runtime,
+        HostConfig::new(tmp.path().join("checkpoints")),
+        kubelet_shim::metrics::Metrics::default(),
+    );
+    host.ensure_dir().unwrap();
+    let app = api_types::ContainerRef::new("default", "web", "app");
+    let side = api_types::ContainerRef::new("default", "web", "sidecar");
+    let agent_dir = tmp.path().join("checkpoints").join("uid-1");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+
+    let endpoint = {
+        let (host, app) = (host.clone(), app.clone());
+        tokio::spawn(async move { host.checkpoint_container(&app, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let agent = host
+        .checkpoint_at(&app, 0, agent_dir.join("app.tar.tmp"))
+        .await;
+    assert!(
+        matches!(agent, Err(kubelet_shim::host::Error::InProgress(_))),
+        "{agent:?}"
+    );
+    let other = host
+        .checkpoint_at(&side, 0, agent_dir.join("sidecar.tar.tmp"))
+        .await;
+    assert!(other.is_ok(), "{other:?}");
+    assert!(endpoint.await.unwrap().is_ok());
+    // Once the first is done, the agent's turn.
+    let agent = host
+        .checkpoint_at(&app, 0, agent_dir.join("app.tar.tmp"))
+        .await;
+    assert!(agent.is_ok(), "{agent:?}");
+    let ids: Vec<String> = fake
+        .checkpoint_requests()
+        .into_iter()
+        .map(|r| r.container_id)
+        .collect();
+    assert_eq!(ids, ["c-app", "c-side", "c-app"]);
 }

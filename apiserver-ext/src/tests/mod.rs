@@ -9,13 +9,15 @@
 //!   the ConfigMap), denials, spoofing;
 //! * [`documents`]: discovery, OpenAPI, methods, health and metrics;
 //! * [`limits`]: deadlines, per-node concurrency, bodies, hostile input;
-//! * [`audit`]: the audit line of every checkpoint request.
+//! * [`audit`]: the audit line of every checkpoint request;
+//! * [`turns`]: checkpoints of one container take turns, across replicas too.
 
 mod audit;
 mod authentication;
 mod contract;
 mod documents;
 mod limits;
+mod turns;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -72,6 +72,8 @@ subjects:
 
 fn objects(shim_port: u16, closed_port: u16) -> String {
     let objects = [
+        // Where the per-container Leases go (--lease-namespace).
+        serde_json::to_value(kcr_testkit::mock_api::objects::namespace("kcr-system")),
         serde_json::to_value(local_node("node-1", shim_port)),
         serde_json::to_value(local_node("node-down", closed_port)),
         serde_json::to_value(running_pod("default", "web", "node-1", &["app"])),
