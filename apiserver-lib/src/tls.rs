@@ -411,6 +411,79 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A serving certificate that can be replaced while the server runs: the
+/// shim's CSR-issued certificate, rotated before it expires. New handshakes
+/// get the newest pair; connections already open keep theirs.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl ReloadableCert {
+    pub fn new(serving: ServingCert) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            current: std::sync::RwLock::new(Arc::new(certified_key(serving)?)),
+        }))
+    }
+
+    /// Serve `serving` from the next handshake on.
+    pub fn replace(&self, serving: ServingCert) -> Result<()> {
+        let key = Arc::new(certified_key(serving)?);
+        match self.current.write() {
+            Ok(mut current) => *current = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+        Ok(())
+    }
+
+    /// The chain served now.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.get().cert.clone()
+    }
+
+    fn get(&self) -> Arc<rustls::sign::CertifiedKey> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+fn certified_key(serving: ServingCert) -> Result<rustls::sign::CertifiedKey> {
+    Ok(rustls::sign::CertifiedKey::from_der(
+        serving.chain,
+        serving.key,
+        &provider(),
+    )?)
+}
+
+/// Like [`server_config`], with a certificate that can be replaced while
+/// serving ([`ReloadableCert`]).
+pub fn server_config_reloadable(
+    serving: Arc<ReloadableCert>,
+    client_cas: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(client_cas)))
+    };
+    let mut config = builder.with_cert_resolver(serving);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// How a client verifies the server it calls.
 #[derive(Debug, Clone)]
 pub enum ServerTrust {
