@@ -43,7 +43,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::json;
 
 /// The signer's name (`spec.signerName`).
-pub const SIGNER_NAME: &str = "checkpoint.kcr.dev/shim-serving";
+pub const SIGNER_NAME: &str = api_types::SHIM_SERVING_SIGNER_NAME;
 /// Default `--shim-service-account`: deploy/shim's ServiceAccount.
 pub const DEFAULT_SHIM_SERVICE_ACCOUNT: &str = "system:serviceaccount:kcr-system:checkpoint-shim";
 /// Default `--shim-ca-secret`.
