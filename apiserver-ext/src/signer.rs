@@ -429,7 +429,10 @@ impl ShimCa {
                 "annotations": {"checkpoint.kcr.dev/signer": SIGNER_NAME},
             },
             "type": "kubernetes.io/tls",
-            "stringData": {"tls.crt": ca.pem.cert, "tls.key": ca.pem.key},
+            "data": {
+                "tls.crt": ByteString(ca.pem.cert.clone().into_bytes()),
+                "tls.key": ByteString(ca.pem.key.clone().into_bytes()),
+            },
         }))
         .map_err(|e| Error::BadSecret {
             secret: secret.clone(),
@@ -566,11 +569,9 @@ impl ShimSigner {
         Self { client, ca, policy }
     }
 
-    /// Runs until `shutdown` resolves.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    ) {
+    /// Runs until `shutdown` resolves (a write in flight is abandoned; the
+    /// next start, or the other replica, picks the request up again).
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         let csrs: Api<CertificateSigningRequest> = Api::all(self.client.clone());
         let ctx = Arc::new(Ctx {
             client: self.client,
@@ -583,11 +584,10 @@ impl ShimSigner {
             service_account = %ctx.policy.service_account,
             "shim certificate signer starting"
         );
-        Controller::new(
+        let run = Controller::new(
             csrs,
             watcher::Config::default().fields(&format!("spec.signerName={SIGNER_NAME}")),
         )
-        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -597,8 +597,11 @@ impl ShimSigner {
                 }
                 Err(e) => tracing::warn!(error = %e, "shim certificate signer"),
             }
-        })
-        .await;
+        });
+        tokio::select! {
+            () = run => {}
+            () = shutdown => {}
+        }
         tracing::info!("shim certificate signer stopped");
     }
 }
