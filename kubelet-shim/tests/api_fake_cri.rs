@@ -141,6 +141,7 @@ async fn fixture_with(setup: Setup) -> Fixture {
         podcheckpoint_controller: false,
         max_concurrent_podcheckpoints: 2,
         checkpoint_endpoint: setup.checkpoint_endpoint,
+        certificate_manager: None,
     });
     Fixture {
         fake,
