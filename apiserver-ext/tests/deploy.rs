@@ -36,8 +36,8 @@ fn kustomize_renders_the_extension() {
     // Shims are verified: the extension signs their serving certificates.
     assert!(args.contains(&"--shim-signer=true"), "{args:?}");
     assert!(
-        !deploy.yaml.contains("insecure"),
-        "deploy/ never turns verification off"
+        !deploy.yaml.contains("--kubelet-insecure-tls"),
+        "deploy/ never turns node verification off"
     );
     let role = deploy.get("ClusterRole", "kcr:checkpoint-apiserver").unwrap();
     assert!(
