@@ -39,14 +39,19 @@ fn kustomize_renders_the_extension() {
         !deploy.yaml.contains("--kubelet-insecure-tls"),
         "deploy/ never turns node verification off"
     );
-    let role = deploy.get("ClusterRole", "kcr:checkpoint-apiserver").unwrap();
+    let role = deploy
+        .get("ClusterRole", "kcr:checkpoint-apiserver")
+        .unwrap();
     assert!(
-        role["rules"].as_array().unwrap().contains(&serde_json::json!({
-            "apiGroups": ["certificates.k8s.io"],
-            "resources": ["signers"],
-            "resourceNames": ["checkpoint.kcr.dev/shim-serving"],
-            "verbs": ["approve", "sign"],
-        })),
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["signers"],
+                "resourceNames": ["checkpoint.kcr.dev/shim-serving"],
+                "verbs": ["approve", "sign"],
+            })),
         "approve and sign for the shim signer only: {role}"
     );
     assert!(
