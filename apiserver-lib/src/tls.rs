@@ -615,4 +615,53 @@ mod tests {
             )
         );
     }
+
+    #[tokio::test]
+    async fn a_reloadable_certificate_is_swapped_for_new_handshakes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = crate::pki::Ca::new("swap-ca").unwrap();
+        let serving = |cn: &str| {
+            let pem = ca.server(cn, &["localhost"]).unwrap();
+            ServingCert {
+                chain: parse_certs(pem.cert.as_bytes(), Path::new("c")).unwrap(),
+                key: parse_key(pem.key.as_bytes(), Path::new("k")).unwrap(),
+            }
+        };
+        let reloadable = ReloadableCert::new(serving("first")).unwrap();
+        let config = server_config_reloadable(reloadable.clone(), &[]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"x").await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        });
+        let roots = parse_certs(ca.pem.cert.as_bytes(), Path::new("ca")).unwrap();
+        // A new client each time: a resumed session would show the
+        // certificate of the session it resumes.
+        let served_cn = || {
+            let client = Arc::new(client_config(ServerTrust::Ca(roots.clone()), None).unwrap());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut tls = tokio_rustls::TlsConnector::from(client)
+                    .connect(name, tcp)
+                    .await
+                    .unwrap();
+                let mut buf = Vec::new();
+                let _ = tls.read_to_end(&mut buf).await;
+                let cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+                subject_of(&cert).unwrap().0
+            }
+        };
+        assert_eq!(served_cn().await, "first");
+        reloadable.replace(serving("second")).unwrap();
+        assert_eq!(served_cn().await, "second");
+        let (cn, _) = subject_of(&reloadable.chain()[0]).unwrap();
+        assert_eq!(cn, "second");
+    }
 }
