@@ -36,8 +36,18 @@ pub const USAGES: [&str; 3] = ["digital signature", "key encipherment", "server 
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Renew at this fraction of the certificate's lifetime.
 pub const RENEW_AT: f64 = 0.8;
-/// Wait between failed requests.
+/// Wait after a failed request, doubled after each further failure up to
+/// [`MAX_RETRY`] (a denied shim does not flood the API with requests).
 const RETRY: Duration = Duration::from_secs(10);
+/// The longest wait between failed requests.
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// The wait after `failures` failed requests in a row (at least one).
+pub fn retry_after(failures: u32) -> Duration {
+    RETRY
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
+        .min(MAX_RETRY)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -246,11 +256,12 @@ impl CertificateManager {
         }
     }
 
-    /// Requests certificates until `shutdown`: one now (retried every 10 s
-    /// after a failure), each served as soon as issued and renewed at 80 %
-    /// of its lifetime.
+    /// Requests certificates until `shutdown`: one now (after a failure
+    /// again in 10 s, doubling up to 5 min), each served as soon as issued
+    /// and renewed at 80 % of its lifetime.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
+        let mut failures = 0u32;
         loop {
             let wait = match self.request().await {
                 Ok(issued) => match self.serving.replace(ServingCert {
@@ -258,6 +269,7 @@ impl CertificateManager {
                     key: issued.serving.key.clone_key(),
                 }) {
                     Ok(()) => {
+                        failures = 0;
                         self.issued.store(true, Ordering::SeqCst);
                         tracing::info!(
                             csr = issued.csr,
@@ -267,13 +279,16 @@ impl CertificateManager {
                         issued.renew_in()
                     }
                     Err(e) => {
+                        failures += 1;
                         tracing::error!(csr = issued.csr, error = %e, "the issued certificate cannot be served");
-                        RETRY
+                        retry_after(failures)
                     }
                 },
                 Err(e) => {
-                    tracing::error!(error = %e, "no serving certificate from {SHIM_SERVING_SIGNER_NAME}; retrying in {RETRY:?}");
-                    RETRY
+                    failures += 1;
+                    let wait = retry_after(failures);
+                    tracing::error!(error = %e, "no serving certificate from {SHIM_SERVING_SIGNER_NAME}; asking again in {wait:?}");
+                    wait
                 }
             };
             tokio::select! {
@@ -338,4 +353,16 @@ fn issued(name: String, cert_pem: &str, key_pem: &str) -> Result<Issued> {
         not_before,
         not_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_requests_back_off_to_five_minutes() {
+        let waits: Vec<u64> = (1..=7).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(retry_after(u32::MAX), MAX_RETRY);
+    }
 }
