@@ -159,6 +159,7 @@ async fn the_extension_verifies_a_shim_whose_certificate_it_signed() {
             write_file(dir, "ext.kubeconfig", &ext_kubeconfig).display()
         ),
         "--shim-signer=true".to_owned(),
+        format!("--cert-dir={}", dir.join("ext-certs").display()),
         format!(
             "--kubelet-client-certificate={}",
             write_file(dir, "ours.crt", &ours.cert).display()
