@@ -67,6 +67,10 @@ pub const DEFAULT_KUBELET_ROOT_DIR: &str = "/var/lib/kubelet";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Default port of kubelet-shim (the kubelet's is 10250).
 pub const DEFAULT_SHIM_PORT: u16 = 10350;
+/// The `spec.signerName` of checkpoint-shim serving certificates: requested
+/// by the shims (`--rotate-server-certificates`), approved and signed by
+/// checkpoint-apiserver (`--shim-signer`).
+pub const SHIM_SERVING_SIGNER_NAME: &str = "checkpoint.kcr.dev/shim-serving";
 pub use timeouts::MAX_TIMEOUT_SECONDS;
 
 /// Path of the subresource for one pod in the aggregated group:

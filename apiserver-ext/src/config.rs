@@ -21,6 +21,7 @@ use crate::listers::KubeListers;
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::turns::ContainerTurns;
+use crate::signer::{ShimCa, ShimSigner};
 
 /// Base name of the self-signed pair in `--cert-dir`.
 pub const SELF_SIGNED_NAME: &str = "apiserver";
@@ -33,6 +34,8 @@ pub enum Error {
     Serving(tls::Error),
     #[error("kubelet client: {0}")]
     Kubelet(kubelet_client::Error),
+    #[error("shim signer (--shim-signer): {0}")]
+    Signer(#[from] crate::signer::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,6 +49,8 @@ pub struct Config {
     pub rest: CheckpointREST,
     /// The `kube-apiserver` readiness check.
     pub api_server_check: Check,
+    /// The signer of shim serving certificates (`--shim-signer`).
+    pub shim_signer: Option<ShimSigner>,
 }
 
 fn hostname() -> String {
@@ -86,10 +91,19 @@ impl Config {
                 &delegation.authentication.client_cas,
             )
             .map_err(Error::Serving)?;
+        let shim_ca = match (opts.shim_signer.shim_signer, opts.shim_signer.ca_secret()) {
+            (true, Some((namespace, name))) => Some(Arc::new(
+                ShimCa::load_or_create(cluster.clone(), namespace, name).await?,
+            )),
+            _ => None,
+        };
+        let extra_roots = shim_ca.as_ref().map(|ca| ca.roots()).unwrap_or_default();
         let kubelet_client = opts
             .kubelet_client
-            .client(&cluster_config)
+            .client(&cluster_config, &extra_roots)
             .map_err(Error::Kubelet)?;
+        let shim_signer =
+            shim_ca.map(|ca| ShimSigner::new(cluster.clone(), ca, opts.shim_signer.policy()));
         let listers = Arc::new(KubeListers::new(cluster.clone()));
         let kubelet = opts.kubelet_client.config();
         let leases = KubeLeases::new(
@@ -116,6 +130,7 @@ impl Config {
                 metrics: Arc::new(Metrics::new()),
             },
             api_server_check: Check::kube_apiserver(cluster),
+            shim_signer,
         })
     }
 }

@@ -21,7 +21,8 @@
 //!   apart, across replicas through [`leases`] (per-container Leases);
 //! * [`events`]: [`events::EventRecorder`], Events on the pod;
 //! * [`discovery`], [`openapi`]: the documents;
-//! * [`metrics`]: the `/metrics` exposition.
+//! * [`metrics`]: the `/metrics` exposition;
+//! * [`signer`]: the signer of checkpoint-shim serving certificates (CSR API).
 
 pub mod checkpoint;
 pub mod concurrency;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod options;
 pub mod server;
+pub mod signer;
 pub mod strategy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -85,6 +85,9 @@ pub struct Options {
     #[command(flatten, next_help_heading = "Kubelet")]
     pub kubelet_client: KubeletClientOptions,
 
+    #[command(flatten, next_help_heading = "Shim serving certificates")]
+    pub shim_signer: ShimSignerOptions,
+
     /// Largest `timeoutSeconds` a request may ask for; at most 3600, what the nodes accept.
     #[arg(long, value_name = "SECONDS", default_value_t = api_types::MAX_TIMEOUT_SECONDS, help_heading = "Requests")]
     pub max_timeout_seconds: i64,
@@ -177,6 +180,66 @@ pub struct KubeletClientOptions {
     pub node_queue_timeout: GoDuration,
 }
 
+/// The signer of checkpoint-shim serving certificates (`crate::signer`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimSignerOptions {
+    /// Approve and sign the CertificateSigningRequests of signer checkpoint.kcr.dev/shim-serving
+    /// that checkpoint-shims make (--rotate-server-certificates), and trust the CA that signs them
+    /// for node connections.
+    #[arg(long, value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub shim_signer: bool,
+
+    /// NAMESPACE/NAME of the Secret (kubernetes.io/tls) holding the shim CA; created when absent.
+    #[arg(long, value_name = "NAMESPACE/NAME", default_value = crate::signer::DEFAULT_CA_SECRET)]
+    pub shim_ca_secret: String,
+
+    /// The only user whose requests are approved: checkpoint-shim's service account.
+    #[arg(long, value_name = "USER", default_value = crate::signer::DEFAULT_SHIM_SERVICE_ACCOUNT)]
+    pub shim_service_account: String,
+
+    /// Longest validity of a shim serving certificate (a request's expirationSeconds may shorten
+    /// it; shims renew at 80 %).
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(crate::signer::DEFAULT_CERTIFICATE_DURATION))]
+    pub shim_certificate_duration: GoDuration,
+}
+
+impl ShimSignerOptions {
+    /// Every problem with the flags.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.ca_secret().is_none() {
+            errs.push(format!(
+                "--shim-ca-secret: must be NAMESPACE/NAME, got {:?}",
+                self.shim_ca_secret
+            ));
+        }
+        if self.policy().service_account_parts().is_none() {
+            errs.push(format!(
+                "--shim-service-account: must be system:serviceaccount:NAMESPACE:NAME, got {:?}",
+                self.shim_service_account
+            ));
+        }
+        if self.shim_certificate_duration.get() < std::time::Duration::from_secs(600) {
+            errs.push("--shim-certificate-duration: must be at least 10m".to_owned());
+        }
+        errs
+    }
+
+    /// `(namespace, name)` of `--shim-ca-secret`.
+    pub fn ca_secret(&self) -> Option<(&str, &str)> {
+        let (ns, name) = self.shim_ca_secret.split_once('/')?;
+        (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then_some((ns, name))
+    }
+
+    /// The approval policy.
+    pub fn policy(&self) -> crate::signer::Policy {
+        crate::signer::Policy {
+            service_account: self.shim_service_account.clone(),
+            max_duration: self.shim_certificate_duration.get(),
+        }
+    }
+}
+
 impl KubeletClientOptions {
     /// Every problem with the flags.
     pub fn validate(&self) -> Vec<String> {
@@ -227,13 +290,16 @@ impl KubeletClientOptions {
     pub fn client(
         &self,
         cluster: &kube::Config,
+        extra_roots: &[CertificateDer<'static>],
     ) -> Result<HttpsKubeletClient, kubelet_client::Error> {
         let build = |e: tls::Error| kubelet_client::Error::Build(e.to_string());
         let trust = if self.kubelet_insecure_tls {
             tracing::warn!("--kubelet-insecure-tls: kubelet serving certificates are not verified");
             ServerTrust::InsecureSkipVerify
         } else if let Some(ca) = &self.kubelet_certificate_authority {
-            ServerTrust::Ca(tls::read_certs(ca).map_err(build)?)
+            let mut roots = tls::read_certs(ca).map_err(build)?;
+            roots.extend_from_slice(extra_roots);
+            ServerTrust::Ca(roots)
         } else {
             let roots: Vec<CertificateDer<'static>> = cluster
                 .root_cert
@@ -241,6 +307,7 @@ impl KubeletClientOptions {
                 .unwrap_or_default()
                 .into_iter()
                 .map(CertificateDer::from)
+                .chain(extra_roots.iter().cloned())
                 .collect();
             if roots.is_empty() {
                 return Err(kubelet_client::Error::Build(
@@ -290,6 +357,7 @@ impl Options {
         errs.extend(self.authentication.validate());
         errs.extend(self.authorization.validate());
         errs.extend(self.kubelet_client.validate());
+        errs.extend(self.shim_signer.validate());
         if !(1..=api_types::MAX_TIMEOUT_SECONDS).contains(&self.max_timeout_seconds) {
             errs.push(format!(
                 "--max-timeout-seconds must be between 1 and {} (what kubelets and checkpoint-shim accept), got {}",

@@ -45,6 +45,7 @@ pub struct Server {
     rest: Arc<CheckpointREST>,
     api_server_check: Check,
     shutting_down: Arc<AtomicBool>,
+    shim_signer: Option<crate::signer::ShimSigner>,
 }
 
 /// A path this server routes (other than health and metrics).
@@ -157,6 +158,7 @@ impl Server {
             rest: Arc::new(config.rest),
             api_server_check: config.api_server_check,
             shutting_down: Arc::default(),
+            shim_signer: config.shim_signer,
         }
     }
 
@@ -234,11 +236,22 @@ impl Server {
         }
         let router = self.router();
         let flag = self.shutting_down.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signer = self.shim_signer.clone().map(|signer| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(signer.run_until(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         let shutdown = async move {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
         };
         serve::serve_tls(listener, self.tls.clone(), router, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(task) = signer {
+            let _ = task.await;
+        }
         tracing::info!("stopped");
     }
 }

@@ -408,6 +408,7 @@ impl Fakes {
                 metrics: Arc::new(Metrics::new()),
             },
             api_server_check: self.listers.api_server_check(),
+            shim_signer: None,
         }
     }
 }

@@ -56,9 +56,17 @@ async fn the_deployment_becomes_ready_as_non_root_on_a_read_only_root() {
             "sa-token,{sa},uid-sa,\"system:serviceaccounts,system:serviceaccounts:kcr-system\"\n"
         ),
     );
+    // kcr-system exists (deploy/namespace is applied first): the server
+    // creates the shim CA Secret there (--shim-signer=true).
+    write_file(
+        &dir,
+        "objects.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kcr-system}\n",
+    );
     let mut config = standin::Config::new(dir.join("apiserver-pki"));
     config.token_auth_file = Some(dir.join("tokens.csv"));
     config.policy_files = vec![root.join("deploy/base/rbac.yaml")];
+    config.object_files = vec![dir.join("objects.yaml")];
     let api = standin::start(config).await.unwrap();
 
     // The pod's /run: the service account secret as the kubelet mounts it.
@@ -111,6 +119,14 @@ async fn the_deployment_becomes_ready_as_non_root_on_a_read_only_root() {
             && log.contains("/tmp/certs/apiserver"),
         "{log}"
     );
+    // With deploy/'s RBAC it created the shim CA and runs the signer.
+    let secrets = api.state.store.get(
+        kcr_testkit::standin::resources::lookup("", "v1", "secrets").unwrap(),
+        "kcr-system",
+        "checkpoint-shim-ca",
+    );
+    assert!(secrets.is_ok(), "no shim CA Secret\n{log}");
+    assert!(log.contains("shim certificate signer starting"), "{log}");
     let status = server.terminate().await.unwrap();
     assert!(status.success(), "{status}\n{}", server.log());
     api.stop().await;

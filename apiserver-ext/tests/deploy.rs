@@ -33,6 +33,27 @@ fn kustomize_renders_the_extension() {
         "{args:?}"
     );
     assert!(args.contains(&"--secure-port=6443"), "{args:?}");
+    // Shims are verified: the extension signs their serving certificates.
+    assert!(args.contains(&"--shim-signer=true"), "{args:?}");
+    assert!(
+        !deploy.yaml.contains("--kubelet-insecure-tls"),
+        "deploy/ never turns node verification off"
+    );
+    let role = deploy
+        .get("ClusterRole", "kcr:checkpoint-apiserver")
+        .unwrap();
+    assert!(
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["signers"],
+                "resourceNames": ["checkpoint.kcr.dev/shim-serving"],
+                "verbs": ["approve", "sign"],
+            })),
+        "approve and sign for the shim signer only: {role}"
+    );
     assert!(
         !deploy.yaml.contains("for-testing"),
         "a testing flag in deploy/"

@@ -175,6 +175,108 @@ impl Ca {
     }
 }
 
+/// A PKCS#10 certificate signing request, parsed and its signature checked
+/// (the `spec.request` of a `CertificateSigningRequest`).
+#[derive(Debug, Clone)]
+pub struct SigningRequest {
+    params: rcgen::CertificateSigningRequestParams,
+}
+
+/// What a signing request asks to be named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestedNames {
+    /// The subject's common name, if any.
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<std::net::IpAddr>,
+    /// Names of other kinds (e-mail, URI, other names): never granted here.
+    pub others: Vec<String>,
+}
+
+impl SigningRequest {
+    /// Parse a PEM `CERTIFICATE REQUEST` and check its self-signature.
+    pub fn from_pem(pem: &str) -> Result<Self, Error> {
+        Ok(Self {
+            params: rcgen::CertificateSigningRequestParams::from_pem(pem)?,
+        })
+    }
+
+    /// The names the request asks for.
+    pub fn names(&self) -> RequestedNames {
+        let mut out = RequestedNames {
+            common_name: self
+                .params
+                .params
+                .distinguished_name
+                .get(&DnType::CommonName)
+                .map(|v| match v {
+                    rcgen::DnValue::PrintableString(s) => s.as_str().to_owned(),
+                    rcgen::DnValue::Utf8String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                }),
+            ..RequestedNames::default()
+        };
+        for san in &self.params.params.subject_alt_names {
+            match san {
+                rcgen::SanType::DnsName(d) => out.dns_names.push(d.as_str().to_owned()),
+                rcgen::SanType::IpAddress(ip) => out.ip_addresses.push(*ip),
+                other => out.others.push(format!("{other:?}")),
+            }
+        }
+        out
+    }
+}
+
+impl Ca {
+    /// Issue a serving certificate for `request`: its subject, names and
+    /// public key, nothing else of it (the usages are digital signature, key
+    /// encipherment and server auth, whatever it asked; never a CA), valid
+    /// from `not_before` to `not_after`. Returns the certificate as PEM.
+    pub fn sign_serving_request(
+        &self,
+        request: &SigningRequest,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<String, Error> {
+        let mut req = request.params.clone();
+        req.params.is_ca = IsCa::ExplicitNoCa;
+        req.params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        req.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        req.params.not_before = not_before;
+        req.params.not_after = not_after;
+        req.params.serial_number = Some(rcgen::SerialNumber::from_slice(&random_serial()));
+        req.params.use_authority_key_identifier_extension = true;
+        Ok(req.signed_by(&self.issuer)?.pem())
+    }
+}
+
+/// A positive 16-byte random serial number.
+fn random_serial() -> [u8; 16] {
+    let mut out: [u8; 16] = rand::random();
+    out[0] &= 0x7f;
+    out
+}
+
+/// A new key pair and a PKCS#10 request for a serving certificate of
+/// `common_name` with the subject alternative names `hosts` (DNS names or
+/// IPs), asking for the usages of a kubelet's serving certificate. Returns
+/// (request PEM, key PEM).
+pub fn serving_request(common_name: &str, hosts: &[String]) -> Result<(String, String), Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(hosts.to_vec())?;
+    params.distinguished_name = dn(common_name, &[])?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let csr = params.serialize_request(&key)?;
+    Ok((csr.pem()?, key.serialize_pem()))
+}
+
 /// From an hour ago to a year from now.
 fn a_year() -> (OffsetDateTime, OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
@@ -212,5 +314,49 @@ mod tests {
             ca.client("x", &["a", "b", "c"]),
             Err(Error::TooManyGroups(3))
         ));
+    }
+
+    #[test]
+    fn a_serving_request_is_signed_with_the_signer_s_usages_only() {
+        let ca = Ca::new("shim-ca").unwrap();
+        let hosts = ["node-1".to_owned(), "10.0.0.7".to_owned()];
+        let (csr, key) = serving_request("system:node:node-1", &hosts).unwrap();
+        let request = SigningRequest::from_pem(&csr).unwrap();
+        assert_eq!(
+            request.names(),
+            RequestedNames {
+                common_name: Some("system:node:node-1".into()),
+                dns_names: vec!["node-1".into()],
+                ip_addresses: vec!["10.0.0.7".parse().unwrap()],
+                others: vec![],
+            }
+        );
+        let now = OffsetDateTime::now_utc();
+        let cert = ca
+            .sign_serving_request(
+                &request,
+                now - Duration::minutes(5),
+                now + Duration::hours(1),
+            )
+            .unwrap();
+        let chain =
+            crate::tls::parse_certs(cert.as_bytes(), std::path::Path::new("issued")).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+        let eku = parsed.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth);
+        assert!(!parsed.is_ca());
+        // The issued certificate and the request's key serve together.
+        let serving = crate::tls::ServingCert {
+            chain,
+            key: crate::tls::parse_key(key.as_bytes(), std::path::Path::new("key")).unwrap(),
+        };
+        crate::tls::ReloadableCert::new(serving).unwrap();
+        // Garbage is refused.
+        assert!(
+            SigningRequest::from_pem(
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -411,6 +411,79 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A serving certificate that can be replaced while the server runs: the
+/// shim's CSR-issued certificate, rotated before it expires. New handshakes
+/// get the newest pair; connections already open keep theirs.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl ReloadableCert {
+    pub fn new(serving: ServingCert) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            current: std::sync::RwLock::new(Arc::new(certified_key(serving)?)),
+        }))
+    }
+
+    /// Serve `serving` from the next handshake on.
+    pub fn replace(&self, serving: ServingCert) -> Result<()> {
+        let key = Arc::new(certified_key(serving)?);
+        match self.current.write() {
+            Ok(mut current) => *current = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+        Ok(())
+    }
+
+    /// The chain served now.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.get().cert.clone()
+    }
+
+    fn get(&self) -> Arc<rustls::sign::CertifiedKey> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+fn certified_key(serving: ServingCert) -> Result<rustls::sign::CertifiedKey> {
+    Ok(rustls::sign::CertifiedKey::from_der(
+        serving.chain,
+        serving.key,
+        &provider(),
+    )?)
+}
+
+/// Like [`server_config`], with a certificate that can be replaced while
+/// serving ([`ReloadableCert`]).
+pub fn server_config_reloadable(
+    serving: Arc<ReloadableCert>,
+    client_cas: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(client_cas)))
+    };
+    let mut config = builder.with_cert_resolver(serving);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// How a client verifies the server it calls.
 #[derive(Debug, Clone)]
 pub enum ServerTrust {
@@ -541,5 +614,54 @@ mod tests {
                 sub.display()
             )
         );
+    }
+
+    #[tokio::test]
+    async fn a_reloadable_certificate_is_swapped_for_new_handshakes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = crate::pki::Ca::new("swap-ca").unwrap();
+        let serving = |cn: &str| {
+            let pem = ca.server(cn, &["localhost"]).unwrap();
+            ServingCert {
+                chain: parse_certs(pem.cert.as_bytes(), Path::new("c")).unwrap(),
+                key: parse_key(pem.key.as_bytes(), Path::new("k")).unwrap(),
+            }
+        };
+        let reloadable = ReloadableCert::new(serving("first")).unwrap();
+        let config = server_config_reloadable(reloadable.clone(), &[]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"x").await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        });
+        let roots = parse_certs(ca.pem.cert.as_bytes(), Path::new("ca")).unwrap();
+        // A new client each time: a resumed session would show the
+        // certificate of the session it resumes.
+        let served_cn = || {
+            let client = Arc::new(client_config(ServerTrust::Ca(roots.clone()), None).unwrap());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut tls = tokio_rustls::TlsConnector::from(client)
+                    .connect(name, tcp)
+                    .await
+                    .unwrap();
+                let mut buf = Vec::new();
+                let _ = tls.read_to_end(&mut buf).await;
+                let cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+                subject_of(&cert).unwrap().0
+            }
+        };
+        assert_eq!(served_cn().await, "first");
+        reloadable.replace(serving("second")).unwrap();
+        assert_eq!(served_cn().await, "second");
+        let (cn, _) = subject_of(&reloadable.chain()[0]).unwrap();
+        assert_eq!(cn, "second");
     }
 }

@@ -17,6 +17,7 @@ use apiserver_lib::kubeconfig::Fallback;
 use apiserver_lib::options::{DelegationError, SecureServingInfo, SelfSigned, delegate};
 use apiserver_lib::tls;
 
+use crate::certificate::CertificateManager;
 use crate::host::{self, HostConfig};
 use crate::options::{ControllerMode, MAX_CONCURRENT_PODCHECKPOINTS, Options};
 use crate::runtime::{CriRuntime, RuntimeService};
@@ -42,6 +43,10 @@ pub enum Error {
         "--podcheckpoint-controller=true needs an API server: give --kubeconfig or run in a pod with a service account"
     )]
     NoApiServerForController,
+    #[error(
+        "--rotate-server-certificates needs an API server: give --kubeconfig or run in a pod with a service account"
+    )]
+    NoApiServerForCertificates,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,6 +79,8 @@ pub struct Config {
     pub max_archive_bytes_flag: String,
     /// `--orphan-archive-grace`, or `None` with `--keep-orphan-archives`.
     pub orphan_archive_grace: Option<std::time::Duration>,
+    /// `--rotate-server-certificates`: requests and renews the serving certificate.
+    pub certificate_manager: Option<CertificateManager>,
 }
 
 /// Why the runtime's socket cannot be used, or `Ok`: it exists, is a socket,
@@ -121,6 +128,7 @@ impl std::fmt::Debug for Config {
             .field("checkpoint_endpoint", &self.checkpoint_endpoint)
             .field("retention", &self.retention)
             .field("orphan_archive_grace", &self.orphan_archive_grace)
+            .field("certificate_manager", &self.certificate_manager)
             .finish_non_exhaustive()
     }
 }
@@ -184,17 +192,43 @@ impl Config {
         })?;
         let default_cert_dir = opts.default_cert_dir();
         let hosts = [node_name.clone(), "localhost".to_owned()];
-        let secure_serving = opts
-            .secure_serving
-            .apply(
-                &SelfSigned {
-                    name: SELF_SIGNED_NAME,
-                    default_dir: Some(&default_cert_dir),
-                    hosts: &hosts,
-                },
-                &delegation.authentication.client_cas,
-            )
-            .map_err(Error::ServingCert)?;
+        let self_signed = SelfSigned {
+            name: SELF_SIGNED_NAME,
+            default_dir: Some(&default_cert_dir),
+            hosts: &hosts,
+        };
+        let client_cas = &delegation.authentication.client_cas;
+        let (secure_serving, certificate_manager) = if opts.rotate_server_certificates {
+            let client = delegation
+                .client
+                .clone()
+                .ok_or(Error::NoApiServerForCertificates)?;
+            // Served until the signer's certificate arrives.
+            let initial = opts
+                .secure_serving
+                .serving_cert(&self_signed)
+                .map_err(Error::ServingCert)?;
+            let serving = tls::ReloadableCert::new(initial).map_err(Error::ServingCert)?;
+            let info = SecureServingInfo {
+                listen: opts.secure_serving.listen(),
+                tls: tls::server_config_reloadable(serving.clone(), client_cas)
+                    .map_err(Error::ServingCert)?,
+            };
+            let manager = CertificateManager::new(
+                client,
+                node_name.clone(),
+                opts.node_ip.clone(),
+                serving,
+                opts.serving_certificate_request_timeout.get(),
+            );
+            (info, Some(manager))
+        } else {
+            let info = opts
+                .secure_serving
+                .apply(&self_signed, client_cas)
+                .map_err(Error::ServingCert)?;
+            (info, None)
+        };
         Ok(Config {
             secure_serving,
             authenticator: delegation.authentication.authenticator,
@@ -217,6 +251,7 @@ impl Config {
             max_archive_bytes_flag: opts.max_archive_bytes.raw.clone(),
             orphan_archive_grace: (!opts.keep_orphan_archives)
                 .then(|| opts.orphan_archive_grace.get()),
+            certificate_manager,
         })
     }
 }

@@ -16,8 +16,10 @@
 //!   lookup, unique archive names, cleanup, timeouts, one checkpoint per container at a time;
 //! * [`runtime`]: the CRI calls behind a narrow trait; the tonic client;
 //! * [`metrics`]: the `/metrics` exposition.
-//! * [`controller`]: the PodCheckpoint controller (the declarative API's node agent).
+//! * [`controller`]: the PodCheckpoint controller (the declarative API's node agent);
+//! * [`certificate`]: the serving certificate through the CSR API (`--rotate-server-certificates`).
 
+pub mod certificate;
 pub mod config;
 pub mod controller;
 pub mod host;

@@ -115,6 +115,23 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT)]
     pub max_concurrent_podcheckpoints: usize,
 
+    /// Request the serving certificate from signer checkpoint.kcr.dev/shim-serving through the
+    /// CSR API (certificates.k8s.io/v1; checkpoint-apiserver --shim-signer=true signs it) and renew
+    /// it at 80 % of its lifetime; until issued, the self-signed pair of --cert-dir is served and
+    /// /readyz fails. Needs an API server; excludes --tls-cert-file.
+    #[arg(long, value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rotate_server_certificates: bool,
+
+    /// IP addresses of the node (comma-separated), named in the serving certificate requested by
+    /// --rotate-server-certificates [default: the Node's status.addresses].
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    pub node_ip: Vec<std::net::IpAddr>,
+
+    /// How long --rotate-server-certificates waits for a request to be signed before it names
+    /// the request in an error and makes a new one.
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(crate::certificate::DEFAULT_REQUEST_TIMEOUT))]
+    pub serving_certificate_request_timeout: GoDuration,
+
     /// Serve the kubelet-compatible POST /checkpoint/... endpoint; false on clusters whose
     /// kubelet serves it (health and metrics are still served).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -248,6 +265,14 @@ impl Options {
             errs.push("--runtime-request-timeout: must be at least 1s".into());
         }
         errs.extend(self.logging.validate());
+        if self.rotate_server_certificates && self.secure_serving.tls_cert_file.is_some() {
+            errs.push(
+                "--rotate-server-certificates and --tls-cert-file exclude each other".to_owned(),
+            );
+        }
+        if self.serving_certificate_request_timeout.get() < Duration::from_secs(1) {
+            errs.push("--serving-certificate-request-timeout: must be at least 1s".into());
+        }
         if !(1..=MAX_CONCURRENT_PODCHECKPOINTS).contains(&self.max_concurrent_podcheckpoints) {
             errs.push(format!(
                 "--max-concurrent-podcheckpoints: must be between 1 and {MAX_CONCURRENT_PODCHECKPOINTS} (the node's limit of checkpoints in flight), got {}",

@@ -35,6 +35,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use tokio::net::TcpListener;
 
+use crate::certificate::CertificateManager;
 use crate::config::Config;
 use crate::controller::{self, PodCheckpointController};
 use crate::host::Host;
@@ -64,6 +65,8 @@ struct Inner {
     checkpoint_endpoint: bool,
     /// The PodCheckpoint controller, taken and run by [`Server::serve_on`].
     controller: std::sync::Mutex<Option<PodCheckpointController>>,
+    /// `--rotate-server-certificates`, run by [`Server::serve_on`].
+    certificates: Option<CertificateManager>,
 }
 
 /// The resource attributes the kubelet authorizes a request with:
@@ -132,6 +135,7 @@ impl Server {
                 runtime_socket: config.runtime_socket,
                 checkpoint_endpoint: config.checkpoint_endpoint,
                 controller: std::sync::Mutex::new(controller),
+                certificates: config.certificate_manager,
             }),
         }
     }
@@ -149,9 +153,24 @@ impl Server {
     pub fn health_checks(&self) -> HealthChecks {
         let runtime = self.inner.host.runtime().clone();
         let bound = self.inner.host.config().runtime_request_timeout;
+        let certificates = self.inner.certificates.clone().map(|manager| {
+            Check::new("serving-certificate", move || {
+                let issued = manager.issued();
+                async move {
+                    if issued {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "no serving certificate from {} yet (kubectl get csr)",
+                            api_types::SHIM_SERVING_SIGNER_NAME
+                        ))
+                    }
+                }
+            })
+        });
         HealthChecks {
             livez: vec![Check::ping()],
-            readyz: vec![
+            readyz: [
                 Check::ping(),
                 Check::new("runtime", move || {
                     let runtime = runtime.clone();
@@ -163,7 +182,10 @@ impl Server {
                         }
                     }
                 }),
-            ],
+            ]
+            .into_iter()
+            .chain(certificates)
+            .collect(),
         }
     }
 
@@ -278,8 +300,17 @@ impl Server {
                     let _ = stopped.wait_for(|s| *s).await;
                 }))
             });
+        let certificates = self.inner.certificates.clone().map(|manager| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(manager.run_until(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         serve::serve_tls(listener, self.inner.tls.clone(), router, shutdown).await;
         let _ = stop.send(true);
+        if let Some(task) = certificates {
+            let _ = task.await;
+        }
         if let Some(task) = controller {
             let _ = task.await;
         }

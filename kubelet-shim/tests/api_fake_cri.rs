@@ -148,6 +148,7 @@ async fn fixture_with(setup: Setup) -> Fixture {
         retention: Default::default(),
         max_archive_bytes_flag: "0".into(),
         orphan_archive_grace: None,
+        certificate_manager: None,
     });
     Fixture {
         fake,

@@ -55,13 +55,33 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
         "sa-token,system:serviceaccount:kcr-system:checkpoint-shim,uid-sa,\"system:serviceaccounts\"\nalice-token,alice,1001\n",
     );
     write_file(&dir, "alice.yaml", ALICE_MAY_CHECKPOINT_NODES);
+    // The node, whose addresses the shim names in its certificate request.
+    write_file(
+        &dir,
+        "objects.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nstatus: {addresses: [{type: InternalIP, address: 127.0.0.1}, {type: Hostname, address: localhost}]}\n",
+    );
     let mut config = standin::Config::new(dir.join("apiserver-pki"));
     config.token_auth_file = Some(dir.join("tokens.csv"));
     config.policy_files = vec![
         root.join("deploy/shim/base/rbac.yaml"),
         dir.join("alice.yaml"),
     ];
+    config.object_files = vec![dir.join("objects.yaml")];
+    config.write_kubeconfig = Some(dir.join("admin.kubeconfig"));
     let api = standin::start(config).await.unwrap();
+    // The signer (checkpoint-apiserver --shim-signer=true in a cluster; its
+    // policy is tested in apiserver-ext/tests/shim_tls.rs): here the test
+    // approves and signs every request with a CA of its own.
+    let signer_ca = std::sync::Arc::new(apiserver_lib::pki::Ca::new("shim-ca").unwrap());
+    let admin = {
+        let kc = kube::config::Kubeconfig::read_from(dir.join("admin.kubeconfig")).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    };
+    let signer = tokio::spawn(sign_everything(admin, signer_ca.clone()));
 
     // The node, under `node`: /run (the CRI socket, the service account
     // secret, the emptyDir) and /var/lib (the kubelet's checkpoints
@@ -126,8 +146,10 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
     assert_eq!(mode_of(&pki.join("checkpoint-shim.key")), 0o600);
     assert_eq!(mode_of(&checkpoints), 0o700);
 
-    // A checkpoint for alice (TokenReview, SubjectAccessReview), as a user would ask a kubelet.
-    let serving = std::fs::read_to_string(pki.join("checkpoint-shim.crt")).unwrap();
+    // Ready means serving the signed certificate: a checkpoint for alice
+    // (TokenReview, SubjectAccessReview), as a user would ask a kubelet,
+    // verifying the shim against the signer's CA.
+    let serving = signer_ca.pem.cert.clone();
     let (code, body) = https_request(HttpsRequest {
         port,
         server_ca: &serving,
@@ -172,5 +194,56 @@ async fn the_daemonset_serves_checkpoints_with_its_own_paths() {
         "{}",
         shim.log()
     );
+    signer.abort();
     api.stop().await;
+}
+
+/// Approve and sign every CertificateSigningRequest of the shim signer.
+async fn sign_everything(client: kube::Client, ca: std::sync::Arc<apiserver_lib::pki::Ca>) {
+    use api_types::k8s_openapi::ByteString;
+    use api_types::k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let api: kube::Api<CertificateSigningRequest> = kube::Api::all(client);
+    loop {
+        let fields = format!("spec.signerName={}", api_types::SHIM_SERVING_SIGNER_NAME);
+        for csr in api
+            .list(&ListParams::default().fields(&fields))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            if csr
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_some()
+            {
+                continue;
+            }
+            let name = csr.metadata.name.clone().unwrap_or_default();
+            let approve = serde_json::json!({"status": {"conditions": [
+                {"type": "Approved", "status": "True", "reason": "Test", "message": "signed by the test"}]}});
+            let _ = api
+                .patch_approval(&name, &PatchParams::default(), &Patch::Merge(approve))
+                .await;
+            let request = apiserver_lib::pki::SigningRequest::from_pem(
+                std::str::from_utf8(&csr.spec.request.0).unwrap(),
+            )
+            .unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let cert = ca
+                .sign_serving_request(
+                    &request,
+                    now - time::Duration::minutes(5),
+                    now + time::Duration::hours(1),
+                )
+                .unwrap();
+            let status =
+                serde_json::json!({"status": {"certificate": ByteString(cert.into_bytes())}});
+            let _ = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -58,7 +58,9 @@ fn kustomize_renders_the_daemonset() {
     // The agent's rights, exactly: TokenReview and SubjectAccessReview for
     // its endpoint; for the PodCheckpoint controller, list/watch/patch
     // (finalizer) and delete (retention) of podcheckpoints, patch of their status, get/list/watch
-    // of pods, create/patch of events.k8s.io events. Nothing else.
+    // of pods, create/patch of events.k8s.io events; for its serving
+    // certificate (--rotate-server-certificates), its CertificateSigningRequests
+    // and its Node's addresses. Nothing else.
     let role = shim.get("ClusterRole", "kcr:checkpoint-shim").unwrap();
     let rules: Vec<String> = role["rules"]
         .as_array()
@@ -90,7 +92,18 @@ fn kustomize_renders_the_daemonset() {
             "checkpoint.kcr.dev|podcheckpoints/status|patch",
             "|pods|get,list,watch",
             "events.k8s.io|events|create,patch",
+            "certificates.k8s.io|certificatesigningrequests|create,get,list,watch",
+            "|nodes|get",
         ]
+    );
+    let daemonset = shim.get("DaemonSet", "checkpoint-shim").unwrap();
+    let args = &daemonset["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--rotate-server-certificates=true"),
+        "the shim asks for a certificate the extension verifies: {args}"
     );
     // The bypasses named for testing never ship.
     assert!(

@@ -46,6 +46,7 @@
 pub mod admission;
 pub mod aggregator;
 pub mod audit;
+pub mod certificates;
 pub mod certs;
 pub mod crd;
 pub mod events;
@@ -185,6 +186,32 @@ impl Running {
         ))
     }
 
+    /// A service-account token bound to the pod `namespace/pod` (which
+    /// must exist and run as `service_account`), as the kubelet projects
+    /// into a pod: its user carries the pod's name and UID as extras, and it
+    /// stops authenticating once the pod is gone.
+    pub fn bound_service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        pod: &str,
+    ) -> std::result::Result<String, String> {
+        self.state
+            .bound_tokens
+            .issue(namespace, service_account, pod)
+    }
+
+    /// A kubeconfig (text) that authenticates with a bearer `token`.
+    pub fn token_kubeconfig(&self, user: &str, token: &str) -> String {
+        certs::kubeconfig(
+            &self.url,
+            &self.pki.server_ca,
+            user,
+            &Credentials::Token(token.to_owned()),
+            "default",
+        )
+    }
+
     /// Stop accepting, end the watches, let requests in flight finish.
     pub async fn stop(mut self) {
         self.state.store.shutdown();
@@ -250,13 +277,16 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
         pki.client_ca.cert.as_bytes(),
         &pki.dir.join("client-ca.crt"),
     )?;
-    let token = match &config.token_auth_file {
+    let static_tokens = match &config.token_auth_file {
         Some(path) => Some(
             Arc::new(apiserver_lib::authn::StaticTokensForTesting::load(path)?)
                 as Arc<dyn apiserver_lib::authn::TokenAuthenticator>,
         ),
         None => None,
     };
+    let store = Arc::new(store);
+    let bound_tokens = Arc::new(certificates::BoundTokens::new(store.clone(), static_tokens));
+    let token = Some(bound_tokens.clone() as Arc<dyn apiserver_lib::authn::TokenAuthenticator>);
     let authn = Authenticator {
         request_header: None,
         client_ca: Some(CaVerifier::new(
@@ -270,7 +300,8 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
         config.service_addresses.clone(),
     );
     let state = AppState {
-        store: Arc::new(store),
+        store,
+        bound_tokens,
         authn,
         aggregator,
         request_timeout: config.request_timeout,

@@ -77,6 +77,11 @@ impl ResourceType {
         self.verbs.iter().any(|v| v == verb)
     }
 
+    /// `certificates.k8s.io` CertificateSigningRequests (their strategy: [`super::certificates`]).
+    pub fn is_csr(&self) -> bool {
+        self.group == "certificates.k8s.io" && self.resource == "certificatesigningrequests"
+    }
+
     /// A custom resource (served from a CRD).
     pub fn is_custom(&self) -> bool {
         self.custom.is_some()
@@ -94,6 +99,16 @@ impl ResourceType {
             storage_version_hash: self.custom.as_ref().map(|c| c.storage_version_hash.clone()),
             ..Default::default()
         }];
+        if self.is_csr() {
+            out.push(APIResource {
+                name: format!("{}/approval", self.resource),
+                singular_name: String::new(),
+                namespaced: self.namespaced,
+                kind: self.kind.clone(),
+                verbs: STATUS_VERBS.iter().map(|v| (*v).to_owned()).collect(),
+                ..Default::default()
+            });
+        }
         if self.status_subresource && self.is_stored() {
             out.push(APIResource {
                 name: format!("{}/status", self.resource),
@@ -349,6 +364,17 @@ const BUILTIN_ROWS: &[Row] = &[
         false,
     ),
     ("batch", "v1", "jobs", "job", "Job", true, &[], CRUD, true),
+    (
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        false,
+        &["csr"],
+        CRUD,
+        true,
+    ),
     (
         "rbac.authorization.k8s.io",
         "v1",

@@ -60,6 +60,8 @@ const HEALTH_PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
 #[derive(Debug)]
 pub struct AppState {
     pub store: Arc<Store>,
+    /// Bound service-account tokens ([`super::certificates::BoundTokens`]).
+    pub bound_tokens: Arc<super::certificates::BoundTokens>,
     pub authn: Authenticator,
     pub aggregator: Aggregator,
     pub request_timeout: Duration,
@@ -827,6 +829,9 @@ fn field_selector(rt: &ResourceType, text: &str) -> Result<FieldSelector, Status
             ("", "nodes") => (f == "spec.unschedulable").then(|| f.to_owned()),
             ("", "namespaces") => (f == "status.phase").then(|| f.to_owned()),
             ("", "secrets") => (f == "type").then(|| f.to_owned()),
+            ("certificates.k8s.io", "certificatesigningrequests") => {
+                (f == "spec.signerName").then(|| f.to_owned())
+            }
             _ => None,
         }
     };
@@ -1075,6 +1080,7 @@ async fn resource(
     let sub = match info.subresource.as_str() {
         "" => Subresource::Main,
         "status" if rt.status_subresource => Subresource::Status,
+        "approval" if rt.is_csr() => Subresource::Approval,
         _ => return Err(status::path_not_found()),
     };
     if rt.custom.as_ref().is_some_and(|c| c.terminating) && info.verb == "create" {
@@ -1124,10 +1130,18 @@ async fn resource(
             let (mut body, dups) =
                 read_body_checked(body, req.content_type(), rt.kind == "Namespace").await?;
             decode_custom(&rt, &mut body, mode, &mut warnings, &dups)?;
-            let body = unview(&rt, body);
+            let mut body = unview(&rt, body);
+            if rt.is_csr() {
+                body = super::certificates::prepare_for_create(body, req.user);
+            }
             admit(&rt, &body, &object_name(&body), true, s)?;
+            let rights = super::certificates::SignerRights::default();
             let validate = |new: &Value, old: Option<&Value>| {
-                super::admission::validate_custom(&rt, new, old, false)
+                super::admission::validate_custom(&rt, new, old, false)?;
+                if rt.is_csr() {
+                    super::certificates::check(&rt, sub, rights, new, old)?;
+                }
+                Ok(())
             };
             let mut created =
                 s.store
@@ -1153,8 +1167,18 @@ async fn resource(
                 admit(&rt, &body, name, false, s)?;
             }
             let status_only = sub == Subresource::Status;
+            // Decided before the write: the store is locked during it.
+            let rights = if rt.is_csr() {
+                super::certificates::SignerRights::of(&s.store, &srt, req.user, name)
+            } else {
+                super::certificates::SignerRights::default()
+            };
             let validate = |new: &Value, old: Option<&Value>| {
-                super::admission::validate_custom(&rt, new, old, status_only)
+                super::admission::validate_custom(&rt, new, old, status_only)?;
+                if rt.is_csr() {
+                    super::certificates::check(&rt, sub, rights, new, old)?;
+                }
+                Ok(())
             };
             let written = s.store.modify(
                 &srt,
@@ -1247,8 +1271,18 @@ async fn resource(
             };
             let mut warnings = Vec::new();
             let status_only = sub == Subresource::Status;
+            // Decided before the write: the store is locked during it.
+            let rights = if rt.is_csr() {
+                super::certificates::SignerRights::of(&s.store, &srt, req.user, name)
+            } else {
+                super::certificates::SignerRights::default()
+            };
             let validate = |new: &Value, old: Option<&Value>| {
-                super::admission::validate_custom(&rt, new, old, status_only)
+                super::admission::validate_custom(&rt, new, old, status_only)?;
+                if rt.is_csr() {
+                    super::certificates::check(&rt, sub, rights, new, old)?;
+                }
+                Ok(())
             };
             let rt2 = rt.clone();
             let written = s.store.modify(

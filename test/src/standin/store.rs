@@ -172,6 +172,8 @@ pub enum Subresource {
     Main,
     /// `/status`: only `status` is taken.
     Status,
+    /// `/approval` of a CertificateSigningRequest: only `status.conditions` is taken.
+    Approval,
 }
 
 /// Options of a write.
@@ -1154,11 +1156,22 @@ impl Store {
                         Some(s) => m.insert("status".into(), s.clone()),
                         None => m.remove("status"),
                     };
+                    if rt.is_csr() {
+                        // csrStrategy.PrepareForUpdate: the spec is immutable.
+                        match old.get("spec") {
+                            Some(s) => m.insert("spec".into(), s.clone()),
+                            None => m.remove("spec"),
+                        };
+                    }
                 }
             }
             Subresource::Main => {}
             Subresource::Status => {
-                let status = new.get("status").cloned();
+                let mut status = new.get("status").cloned();
+                if rt.is_csr() {
+                    // csrStatusStrategy: the conditions are /approval's.
+                    super::certificates::keep_conditions(&mut status, old.get("status"));
+                }
                 new = old.clone();
                 if let Some(m) = new.as_object_mut() {
                     match status {
@@ -1166,6 +1179,11 @@ impl Store {
                         None => m.remove("status"),
                     };
                 }
+            }
+            Subresource::Approval => {
+                let conditions = new.pointer("/status/conditions").cloned();
+                new = old.clone();
+                super::certificates::set_conditions(&mut new, conditions);
             }
         }
         // No new finalizers on an object being deleted.
