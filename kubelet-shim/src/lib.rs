@@ -17,7 +17,9 @@
 //! * [`runtime`]: the CRI calls behind a narrow trait; the tonic client;
 //! * [`metrics`]: the `/metrics` exposition.
 //! * [`controller`]: the PodCheckpoint controller (the declarative API's node agent).
+//! * [`archive`]: serving the bytes of the controller's archives, in ranges.
 
+pub mod archive;
 pub mod config;
 pub mod controller;
 pub mod host;

@@ -9,8 +9,10 @@
 //!   the ConfigMap), denials, spoofing;
 //! * [`documents`]: discovery, OpenAPI, methods, health and metrics;
 //! * [`limits`]: deadlines, per-node concurrency, bodies, hostile input;
-//! * [`audit`]: the audit line of every checkpoint request.
+//! * [`audit`]: the audit line of every checkpoint request;
+//! * [`archive`]: `podcheckpoints/archive`, its ranges and Statuses.
 
+mod archive;
 mod audit;
 mod authentication;
 mod contract;
