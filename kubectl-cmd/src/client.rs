@@ -978,6 +978,29 @@ pub mod fake {
         }
     }
 
+    /// Archives are not served: the object path's `--download` is tested
+    /// in `download.rs` against its own fake server.
+    impl crate::download::ArchiveSource for FakeClient {
+        async fn get_pod_checkpoint(&self, namespace: &str, name: &str) -> Result<PodCheckpoint> {
+            self.record(format!("get podcheckpoints {namespace}/{name}"))?;
+            Err(not_found("podcheckpoints.checkpoint.kcr.dev", name))
+        }
+
+        async fn read_range(
+            &self,
+            namespace: &str,
+            name: &str,
+            container: &str,
+            offset: u64,
+            length: u64,
+        ) -> Result<crate::download::RangeBody> {
+            self.record(format!(
+                "get podcheckpoints/archive {namespace}/{name} container={container} offset={offset} length={length}"
+            ))?;
+            Err(not_found("podcheckpoints.checkpoint.kcr.dev", name))
+        }
+    }
+
     impl Checkpointer for FakeClient {
         async fn checkpoint(
             &self,

@@ -82,19 +82,25 @@ pub struct DownloadArgs {
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     /// Container whose archive to download. If omitted, the only container with an archive.
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, verbatim_doc_comment)]
     pub container: Option<String>,
     /// File to write the archive to; - writes it to stdout. If omitted, the archive's own file name in the current directory.
-    #[arg(short = 'f', long, value_name = "FILE", allow_hyphen_values = true)]
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
     pub filename: Option<String>,
     /// Ranges of the archive to download at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, verbatim_doc_comment)]
     pub parallel: usize,
     /// Bytes of one range (like 16Mi, 1Gi or 4096); the server may cut a range shorter.
-    #[arg(long, default_value = "16Mi")]
+    #[arg(long, default_value = "16Mi", verbatim_doc_comment)]
     pub range_size: String,
     /// How many times in a row a range that fails (node agent or server unreachable, transfer cut) is asked for again before the download fails.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, verbatim_doc_comment)]
     pub retries: u32,
     #[command(flatten)]
     pub config: ConfigFlags,
@@ -358,7 +364,27 @@ pub async fn download(
         .get_pod_checkpoint(namespace, name)
         .await
         .map_err(DownloadError::Read)?;
-    let plan = plan(&pc, namespace, name, container)?;
+    download_object(
+        source, &pc, namespace, name, container, target, settings, out, notices,
+    )
+    .await
+}
+
+/// [`download`] of a PodCheckpoint already read (`kubectl checkpoint POD
+/// --download FILE` has it from its wait).
+#[allow(clippy::too_many_arguments)]
+pub async fn download_object(
+    source: &impl ArchiveSource,
+    pc: &PodCheckpoint,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+    target: Target,
+    settings: &Settings,
+    out: &mut impl Write,
+    notices: &mut impl Write,
+) -> Result<(), DownloadError> {
+    let plan = plan(pc, namespace, name, container)?;
     if container.is_none() {
         let _ = writeln!(notices, "Defaulted container \"{}\"", plan.container);
     }
@@ -1132,6 +1158,30 @@ mod tests {
         );
         assert!(e.ends_with("; nothing was saved"), "{e}");
         assert!(entries(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_object_already_read_is_downloaded() {
+        let bytes = archive(500);
+        let server = FakeServer::new(bytes.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.tar");
+        let (mut out, mut notices) = (Vec::new(), Vec::new());
+        download_object(
+            &server,
+            &server.pc,
+            "apps",
+            "web-1",
+            Some("app"),
+            Target::File(file.clone()),
+            &settings(128),
+            &mut out,
+            &mut notices,
+        )
+        .await
+        .unwrap();
+        assert_eq!(fs::read(&file).unwrap(), bytes);
+        assert!(notices.is_empty());
     }
 
     #[tokio::test]

@@ -789,7 +789,7 @@ mod tests {
         insta::assert_snapshot!("inspect_help", help);
 
         let main = with_subcommands(&crate::cmd::help_text());
-        assert!(main.contains("\n\nAvailable Commands:\n  inspect       Show what a local checkpoint archive holds.\n\nOptions:\n"));
+        assert!(main.contains("\n\nAvailable Commands:\n  download      Download the archive of a PodCheckpoint from its node.\n  inspect       Show what a local checkpoint archive holds.\n\nOptions:\n"));
         assert!(main.contains("  kubectl checkpoint pod/inspect\n\nAvailable Commands:"));
         assert!(main.ends_with("Use \"kubectl checkpoint <command> --help\" for more information about a given command.\n"));
         insta::assert_snapshot!("main_help_with_subcommands", main);
