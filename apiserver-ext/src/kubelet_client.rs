@@ -815,6 +815,121 @@ mod tests {
         c
     }
 
+    /// A node agent's archive endpoint: 4 MiB of archive by container name
+    /// `app`; `gone` 404, `past` 416, `bare` 200 without Content-Range.
+    async fn fake_agent(ca: &Ca) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        let serving = ca.server("node", &["localhost", "127.0.0.1"]).unwrap();
+        let config = tls::server_config(identity(&serving), &[]).unwrap();
+        let router = Router::new().fallback(|req: Request| async move {
+            let q =
+                api_types::download::ArchiveQuery::parse(req.uri().query().unwrap_or("")).unwrap();
+            let size: u64 = 4 << 20;
+            match q.container.as_str() {
+                "gone" => (
+                    http::StatusCode::NOT_FOUND,
+                    "archive u/x.tar of podcheckpoint ns/pc is gone from node n1",
+                )
+                    .into_response(),
+                "past" => (
+                    http::StatusCode::RANGE_NOT_SATISFIABLE,
+                    "offset 9 is past the end",
+                )
+                    .into_response(),
+                "bare" => (http::StatusCode::OK, "x").into_response(),
+                _ => {
+                    let (start, end) =
+                        api_types::download::satisfiable(q.offset, q.length, u64::MAX, size)
+                            .unwrap();
+                    let body: Vec<u8> = (start..end).map(|i| (i % 251) as u8).collect();
+                    (
+                        http::StatusCode::OK,
+                        [(
+                            http::header::CONTENT_RANGE,
+                            api_types::download::content_range(start, end, size),
+                        )],
+                        body,
+                    )
+                        .into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(serve::serve_tls(listener, config, router, async {
+            let _ = rx.await;
+        }));
+        (port, tx)
+    }
+
+    #[tokio::test]
+    async fn archive_ranges_stream_over_tls() {
+        let ca = Ca::new("kubelet-ca").unwrap();
+        let (port, _stop) = fake_agent(&ca).await;
+        let client = HttpsKubeletClient::new(
+            ServerTrust::Ca(certs(&ca.pem.cert)),
+            None,
+            Credentials::Token("sa".into()),
+        )
+        .unwrap();
+        let call = |container: &str, offset: u64, length: u64| ArchiveCall {
+            node: "n1".into(),
+            address: "127.0.0.1".into(),
+            port,
+            namespace: "ns".into(),
+            name: "pc".into(),
+            query: api_types::download::ArchiveQuery {
+                container: container.into(),
+                uid: "u-1".into(),
+                offset,
+                length: Some(length),
+            },
+        };
+        assert_eq!(
+            call("app", 5, 7).url().unwrap(),
+            format!(
+                "https://127.0.0.1:{port}/podcheckpoints/ns/pc/archive?container=app&uid=u-1&offset=5&length=7"
+            )
+        );
+        let archive = client.archive(&call("app", 1000, 3 << 20)).await.unwrap();
+        assert_eq!(
+            archive.content_range,
+            format!("bytes 1000-{}/{}", 1000 + (3 << 20) - 1, 4 << 20)
+        );
+        assert_eq!(archive.content_length, Some(3 << 20));
+        let bytes = axum::body::to_bytes(archive.body, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(bytes.len(), 3 << 20);
+        assert!(
+            bytes
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == ((i as u64 + 1000) % 251) as u8)
+        );
+
+        let err = client.archive(&call("gone", 0, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(404));
+        assert_eq!(
+            err.to_string(),
+            "node n1: archive u/x.tar of podcheckpoint ns/pc is gone from node n1"
+        );
+        let err = client.archive(&call("past", 9, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(416));
+        let err = client.archive(&call("bare", 0, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(500));
+        assert!(err.to_string().contains("Content-Range"), "{err}");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut unreachable = call("app", 0, 1);
+        unreachable.port = closed;
+        let err = client.archive(&unreachable).await.unwrap_err();
+        assert_eq!(err.status().code, Some(503));
+        assert!(err.to_string().starts_with("node n1 (127.0.0.1:"), "{err}");
+    }
+
     #[tokio::test]
     async fn https_client_against_a_fake_node() {
         let ca = Ca::new("kubelet-ca").unwrap();
