@@ -145,7 +145,7 @@ impl CheckpointREST {
                     )),
                 )
             })?;
-        let container = archive_container(&pc, name, &query.container)?;
+        let container = archive_container(&pc, name, &query.container).map_err(|e| e.status())?;
         let node_name = pc
             .status
             .as_ref()
@@ -218,13 +218,50 @@ impl CheckpointREST {
     }
 }
 
+/// Why a PodCheckpoint has no archive to read for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerError {
+    #[error("podcheckpoint {name} is not Ready ({why}): it has no archive to read")]
+    NotReady { name: String, why: String },
+    #[error(
+        "a container name must be specified for podcheckpoint {name}, choose one of: [{choices}]"
+    )]
+    Unspecified { name: String, choices: String },
+    #[error(
+        "container {container} is not valid for podcheckpoint {name}: it has archives of [{choices}]"
+    )]
+    NotInIt {
+        name: String,
+        container: String,
+        choices: String,
+    },
+}
+
+impl ContainerError {
+    /// 409 for an object not Ready, 400 for the container.
+    pub fn status(&self) -> Status {
+        match self {
+            ContainerError::NotReady { name, .. } => status::failure(
+                StatusReason::Conflict,
+                self.to_string(),
+                Some(status::details(
+                    podcheckpoint::GROUP,
+                    podcheckpoint::PLURAL,
+                    name,
+                )),
+            ),
+            _ => status::bad_request(self.to_string()),
+        }
+    }
+}
+
 /// The container whose archive is asked for: `container` when the object has
 /// an archive of it, the only one when not given; Ready first.
 pub fn archive_container(
     pc: &PodCheckpoint,
     name: &str,
     container: &str,
-) -> Result<String, Status> {
+) -> Result<String, ContainerError> {
     if !pc.is_ready() {
         let (reason, message) = pc
             .ready_condition()
@@ -237,15 +274,10 @@ pub fn archive_container(
         } else {
             format!("{reason}: {message}")
         };
-        return Err(status::failure(
-            StatusReason::Conflict,
-            format!("podcheckpoint {name} is not Ready ({why}): it has no archive to read"),
-            Some(status::details(
-                podcheckpoint::GROUP,
-                podcheckpoint::PLURAL,
-                name,
-            )),
-        ));
+        return Err(ContainerError::NotReady {
+            name: name.to_owned(),
+            why,
+        });
     }
     let names: Vec<&str> = pc
         .status
@@ -262,16 +294,19 @@ pub fn archive_container(
     if container.is_empty() {
         return match names.as_slice() {
             [one] => Ok((*one).to_owned()),
-            _ => Err(status::bad_request(format!(
-                "a container name must be specified for podcheckpoint {name}, choose one of: [{choices}]"
-            ))),
+            _ => Err(ContainerError::Unspecified {
+                name: name.to_owned(),
+                choices,
+            }),
         };
     }
     if names.contains(&container) {
         Ok(container.to_owned())
     } else {
-        Err(status::bad_request(format!(
-            "container {container} is not valid for podcheckpoint {name}: it has archives of [{choices}]"
-        )))
+        Err(ContainerError::NotInIt {
+            name: name.to_owned(),
+            container: container.to_owned(),
+            choices,
+        })
     }
 }

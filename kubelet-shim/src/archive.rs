@@ -211,15 +211,15 @@ impl ArchiveServer {
     pub async fn respond(&self, req: &ArchiveRequest) -> Response {
         match self.open(req).await {
             Ok(opened) => stream(opened),
-            Err(reject) => reject,
+            Err(refusal) => refusal.into_response(),
         }
     }
 
     /// Finds and opens the archive a request names, positioned at its range.
-    pub async fn open(&self, req: &ArchiveRequest) -> Result<Opened, Response> {
+    pub async fn open(&self, req: &ArchiveRequest) -> Result<Opened, Refusal> {
         let (ns, name, q) = (&req.namespace, &req.name, &req.query);
         let object = format!("podcheckpoint {ns}/{name}");
-        let reject = |code, m: String| Err(Reject::new(code, m).into_response());
+        let reject = |code, m: String| Err(Refusal::new(code, m));
         let pc = match self.getter.get(ns, name).await {
             Ok(Some(pc)) => pc,
             Ok(None) => return reject(StatusCode::NOT_FOUND, format!("{object} does not exist")),
@@ -270,21 +270,19 @@ impl ArchiveServer {
         };
         let path = self.root.join(&uid).join(file_name);
         let gone = || {
-            Reject::new(
+            Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!(
                     "archive {} of {object} is gone from node {}",
                     archive.path, self.node
                 ),
             )
-            .into_response()
         };
         let io_error = |e: std::io::Error| {
-            Reject::new(
+            Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("failed to read archive {} of {object}: {e}", archive.path),
             )
-            .into_response()
         };
         // Neither the object's directory nor the file may be a symbolic link.
         match tokio::fs::symlink_metadata(self.root.join(&uid)).await {
@@ -313,18 +311,15 @@ impl ArchiveServer {
         let (start, end) = match download::satisfiable(q.offset, q.length, u64::MAX, size) {
             Ok(r) => r,
             Err(size) => {
-                let mut resp = Reject::new(
+                let mut refusal = Refusal::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     format!(
                         "offset {} is past the end of archive {} ({size} bytes)",
                         q.offset, archive.path
                     ),
-                )
-                .into_response();
-                if let Ok(v) = HeaderValue::from_str(&download::content_range(0, 0, size)) {
-                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                return Err(resp);
+                );
+                refusal.size = Some(size);
+                return Err(refusal);
             }
         };
         file.seek(SeekFrom::Start(start)).await.map_err(io_error)?;
@@ -335,6 +330,37 @@ impl ArchiveServer {
             size,
             archive: archive.path,
         })
+    }
+}
+
+/// Why an archive is not served: a code and a plain-text message (and, for
+/// 416, the archive's size for `Content-Range: bytes */SIZE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: StatusCode,
+    pub message: String,
+    pub size: Option<u64>,
+}
+
+impl Refusal {
+    fn new(code: StatusCode, message: String) -> Self {
+        Self {
+            code,
+            message,
+            size: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut resp = Reject::new(self.code, self.message).into_response();
+        if let Some(size) = self.size
+            && let Ok(v) = HeaderValue::from_str(&download::content_range(0, 0, size))
+        {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        resp
     }
 }
 
