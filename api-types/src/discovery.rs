@@ -47,17 +47,40 @@ pub fn pod_checkpoint_resource() -> APIResource {
     }
 }
 
+/// The `podcheckpoints/archive` entry: get only, namespaced (the bytes of a
+/// PodCheckpoint's archive, in ranges).
+pub fn podcheckpoint_archive_resource() -> APIResource {
+    APIResource {
+        name: crate::download::PODCHECKPOINT_ARCHIVE_RESOURCE.to_owned(),
+        singular_name: String::new(),
+        namespaced: true,
+        kind: crate::podcheckpoint::KIND.to_owned(),
+        verbs: vec!["get".to_owned()],
+        ..Default::default()
+    }
+}
+
 /// `/apis/subresources.checkpoint.kcr.dev/v1alpha1`: lists `pods/checkpoint` only while
-/// the `ContainerCheckpointAPI` gate is on.
+/// the `ContainerCheckpointAPI` gate is on; `podcheckpoints/archive` always
+/// (the gate is the synchronous subresource's).
 pub fn api_resource_list(gate_on: bool) -> APIResourceList {
+    let mut resources = Vec::new();
+    if gate_on {
+        resources.push(pod_checkpoint_resource());
+    }
+    resources.push(podcheckpoint_archive_resource());
     APIResourceList {
         group_version: SUBRESOURCES_API_VERSION.to_owned(),
-        resources: if gate_on {
-            vec![pod_checkpoint_resource()]
-        } else {
-            Vec::new()
-        },
+        resources,
     }
+}
+
+/// Whether a discovery document lists `podcheckpoints/archive` with `get`.
+pub fn serves_podcheckpoint_archive(list: &APIResourceList) -> bool {
+    list.resources.iter().any(|r| {
+        r.name == crate::download::PODCHECKPOINT_ARCHIVE_RESOURCE
+            && r.verbs.iter().any(|v| v == "get")
+    })
 }
 
 /// Whether a discovery document lists `pods/checkpoint` with `create`.
@@ -77,6 +100,7 @@ mod tests {
         let off = api_resource_list(false);
         assert!(serves_pod_checkpoint(&on));
         assert!(!serves_pod_checkpoint(&off));
+        assert!(serves_podcheckpoint_archive(&on) && serves_podcheckpoint_archive(&off));
         for (name, v) in [
             (
                 "discovery_apis",

@@ -22,6 +22,7 @@ pub mod archive;
 pub mod checkpoint;
 pub mod container_ref;
 pub mod discovery;
+pub mod download;
 pub mod duration;
 pub mod features;
 pub mod kubelet;

@@ -16,10 +16,14 @@ pub enum StatusReason {
     InternalError,
     ServiceUnavailable,
     Timeout,
+    /// 416: a range of an archive that starts past its end (not one of
+    /// apimachinery's reasons: kube-apiserver has no ranged reads; the code
+    /// is HTTP's, the reason its RFC 9110 name).
+    RequestedRangeNotSatisfiable,
 }
 
 impl StatusReason {
-    pub const ALL: [StatusReason; 9] = [
+    pub const ALL: [StatusReason; 10] = [
         StatusReason::BadRequest,
         StatusReason::Unauthorized,
         StatusReason::Forbidden,
@@ -29,6 +33,7 @@ impl StatusReason {
         StatusReason::InternalError,
         StatusReason::ServiceUnavailable,
         StatusReason::Timeout,
+        StatusReason::RequestedRangeNotSatisfiable,
     ];
 
     /// The `reason` string of the Status.
@@ -43,6 +48,7 @@ impl StatusReason {
             StatusReason::InternalError => "InternalError",
             StatusReason::ServiceUnavailable => "ServiceUnavailable",
             StatusReason::Timeout => "Timeout",
+            StatusReason::RequestedRangeNotSatisfiable => "RequestedRangeNotSatisfiable",
         }
     }
 
@@ -58,6 +64,7 @@ impl StatusReason {
             StatusReason::InternalError => 500,
             StatusReason::ServiceUnavailable => 503,
             StatusReason::Timeout => 504,
+            StatusReason::RequestedRangeNotSatisfiable => 416,
         }
     }
 

@@ -40,7 +40,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::concurrency::NodeLimiter;
 use crate::events::{EventRecorder, PodEvent};
 use crate::kubelet_client::{self, KubeletClient, KubeletClientConfig};
-use crate::listers::{NodeLister, PodLister};
+use crate::listers::{NodeLister, PodCheckpointLister, PodLister};
 use crate::metrics::Metrics;
 use crate::strategy;
 use crate::turns::{self, ContainerTurns};
@@ -53,8 +53,11 @@ pub struct CheckpointREST {
     pub max_timeout_seconds: i64,
     /// `--max-request-body-bytes`.
     pub max_request_body_bytes: usize,
+    /// `--max-archive-range-bytes`.
+    pub max_archive_range_bytes: u64,
     pub authorizer: Arc<dyn Authorizer>,
     pub pods: Arc<dyn PodLister>,
+    pub pod_checkpoints: Arc<dyn PodCheckpointLister>,
     pub nodes: Arc<dyn NodeLister>,
     pub kubelet: KubeletClientConfig,
     pub kubelet_client: Arc<dyn KubeletClient>,

@@ -51,17 +51,7 @@ impl CheckpointCall {
     /// `https://ADDR:PORT/checkpoint/NS/POD/C[?timeout=S]`; `None` when the
     /// address is neither an IP address nor a DNS name.
     pub fn url(&self) -> Option<String> {
-        let host = match self.address.parse::<IpAddr>() {
-            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-            Ok(IpAddr::V4(v4)) => v4.to_string(),
-            Err(_) => {
-                let lower = self.address.to_ascii_lowercase();
-                if !api_types::validation::is_dns1123_subdomain(&lower).is_empty() {
-                    return None;
-                }
-                lower
-            }
-        };
+        let host = url_host(&self.address)?;
         let path = self.container.kubelet_checkpoint_path();
         let query = if self.timeout_seconds > 0 {
             format!("?timeout={}", self.timeout_seconds)
@@ -78,6 +68,73 @@ impl CheckpointCall {
         } else {
             format!("{}:{}", self.address, self.port)
         }
+    }
+}
+
+/// One range of a PodCheckpoint's archive to read from the node agent that
+/// wrote it (`GET /podcheckpoints/NS/NAME/archive?...`, [`api_types::download`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveCall {
+    pub node: String,
+    pub address: String,
+    pub port: u16,
+    pub namespace: String,
+    pub name: String,
+    /// container, uid, offset and length (capped).
+    pub query: api_types::download::ArchiveQuery,
+}
+
+impl ArchiveCall {
+    /// `https://ADDR:PORT/podcheckpoints/NS/NAME/archive?container=C&uid=U&offset=O&length=L`.
+    pub fn url(&self) -> Option<String> {
+        let host = url_host(&self.address)?;
+        let path = api_types::download::node_archive_path(&self.namespace, &self.name);
+        Some(format!(
+            "https://{host}:{}{path}?{}",
+            self.port,
+            self.query.to_query()
+        ))
+    }
+
+    /// `ADDR:PORT`, for messages.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// The host of a node URL: an IP address (v6 bracketed) or a lower-cased DNS
+/// name; `None` for anything else.
+fn url_host(address: &str) -> Option<String> {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => Some(format!("[{v6}]")),
+        Ok(IpAddr::V4(v4)) => Some(v4.to_string()),
+        Err(_) => {
+            let lower = address.to_ascii_lowercase();
+            api_types::validation::is_dns1123_subdomain(&lower)
+                .is_empty()
+                .then_some(lower)
+        }
+    }
+}
+
+/// A node's answer to an [`ArchiveCall`]: the range's bytes, still streaming.
+pub struct NodeArchive {
+    /// `bytes A-B/SIZE`, as the node sent it.
+    pub content_range: String,
+    pub content_length: Option<u64>,
+    pub body: axum::body::Body,
+}
+
+impl std::fmt::Debug for NodeArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeArchive")
+            .field("content_range", &self.content_range)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,6 +181,17 @@ pub enum Error {
     },
     #[error("node {node} has an address that is neither an IP address nor a DNS name: {address:?}")]
     BadAddress { node: String, address: String },
+    /// The node agent no longer has the archive (or the object it read is
+    /// not the one asked for).
+    #[error("node {node}: {message}")]
+    ArchiveGone { node: String, message: String },
+    /// The range starts at or past the end of the archive.
+    #[error("node {node}: {message}")]
+    RangeNotSatisfiable { node: String, message: String },
+    #[error(
+        "checkpoint-apiserver is not authorised to read archives on node {node}: grant get on nodes/checkpoint"
+    )]
+    ArchiveNotAuthorised { node: String, code: u16 },
     #[error("failed to read the credentials for node calls: {0}")]
     Credentials(String),
     #[error("failed to build the node client: {0}")]
@@ -141,7 +209,9 @@ impl Error {
             Error::Gone { .. } | Error::Conflict { .. } => {
                 status::failure(api_types::StatusReason::Conflict, message, None)
             }
-            Error::Busy { .. } => status::service_unavailable(message),
+            Error::Busy { .. } | Error::Unexpected { code: 503, .. } => {
+                status::service_unavailable(message)
+            }
             Error::NotAuthorised { .. }
             | Error::Runtime { .. }
             | Error::Unexpected { .. }
@@ -149,6 +219,13 @@ impl Error {
             | Error::Credentials(_)
             | Error::Build(_) => status::internal_error(message),
             Error::RuntimeTimeout { .. } => status::timeout(message),
+            Error::ArchiveGone { .. } => status::not_found(message),
+            Error::RangeNotSatisfiable { .. } => status::failure(
+                api_types::StatusReason::RequestedRangeNotSatisfiable,
+                message,
+                None,
+            ),
+            Error::ArchiveNotAuthorised { .. } => status::internal_error(message),
             Error::Unreachable { .. } | Error::BadAddress { .. } => {
                 status::service_unavailable(message)
             }
@@ -162,6 +239,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The caller bounds the call in time.
 pub trait KubeletClient: Send + Sync + std::fmt::Debug {
     fn checkpoint<'a>(&'a self, call: &'a CheckpointCall) -> BoxFuture<'a, Result<String>>;
+
+    /// Reads a range of a PodCheckpoint's archive from the node agent; the
+    /// answer's body streams. The caller bounds the wait for the headers.
+    fn archive<'a>(&'a self, call: &'a ArchiveCall) -> BoxFuture<'a, Result<NodeArchive>>;
 }
 
 /// A node address type (`v1.NodeAddressType`).
@@ -347,6 +428,35 @@ pub fn map_answer(node: &str, code: u16, body: &[u8]) -> Result<String> {
     }
 }
 
+/// Map a node agent's failure answer to an archive read (plain text, as
+/// [`map_answer`] reads the kubelet's).
+pub fn map_archive_failure(node: &str, code: u16, body: &[u8]) -> Error {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    let message = match s.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    };
+    let node = node.to_owned();
+    match code {
+        404 if message.starts_with("404 page not found") => Error::ArchiveGone {
+            node: node.clone(),
+            message: format!(
+                "the node agent on node {node} does not serve archives (is checkpoint-shim running there with its PodCheckpoint controller?)"
+            ),
+        },
+        404 => Error::ArchiveGone { node, message },
+        416 => Error::RangeNotSatisfiable { node, message },
+        401 | 403 => Error::ArchiveNotAuthorised { node, code },
+        409 => Error::Conflict { node, message },
+        _ => Error::Unexpected {
+            node,
+            code,
+            message,
+        },
+    }
+}
+
 /// How the node client proves who it is, besides an optional client certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -448,6 +558,64 @@ impl KubeletClient for HttpsKubeletClient {
                 .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
                 .to_bytes();
             map_answer(&call.node, code, &body)
+        })
+    }
+
+    fn archive<'a>(&'a self, call: &'a ArchiveCall) -> BoxFuture<'a, Result<NodeArchive>> {
+        Box::pin(async move {
+            let url = call.url().ok_or_else(|| Error::BadAddress {
+                node: call.node.clone(),
+                address: call.address.clone(),
+            })?;
+            let mut req = http::Request::get(url.as_str());
+            if let Some(token) = self.token().await? {
+                req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let req = req
+                .header(http::header::ACCEPT, api_types::download::OCTET_STREAM)
+                .body(Full::new(Bytes::new()))
+                .map_err(|_| {
+                    Error::Credentials("the bearer token is not a valid header value".into())
+                })?;
+            let unreachable = |reason: String| Error::Unreachable {
+                node: call.node.clone(),
+                endpoint: call.endpoint(),
+                reason,
+            };
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let code = resp.status().as_u16();
+            if code != 200 {
+                let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
+                    .to_bytes();
+                return Err(map_archive_failure(&call.node, code, &body));
+            }
+            let header = |name: http::header::HeaderName| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let content_range = header(http::header::CONTENT_RANGE)
+                .filter(|r| api_types::download::parse_content_range(r).is_some())
+                .ok_or_else(|| Error::Unexpected {
+                    node: call.node.clone(),
+                    code,
+                    message: "the archive came without a valid Content-Range".into(),
+                })?;
+            let content_length =
+                header(http::header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
+            Ok(NodeArchive {
+                content_range,
+                content_length,
+                body: axum::body::Body::new(resp.into_body()),
+            })
         })
     }
 }
@@ -645,6 +813,121 @@ mod tests {
         let mut c = call("127.0.0.1", port, timeout);
         c.container.container = container.into();
         c
+    }
+
+    /// A node agent's archive endpoint: 4 MiB of archive by container name
+    /// `app`; `gone` 404, `past` 416, `bare` 200 without Content-Range.
+    async fn fake_agent(ca: &Ca) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        let serving = ca.server("node", &["localhost", "127.0.0.1"]).unwrap();
+        let config = tls::server_config(identity(&serving), &[]).unwrap();
+        let router = Router::new().fallback(|req: Request| async move {
+            let q =
+                api_types::download::ArchiveQuery::parse(req.uri().query().unwrap_or("")).unwrap();
+            let size: u64 = 4 << 20;
+            match q.container.as_str() {
+                "gone" => (
+                    http::StatusCode::NOT_FOUND,
+                    "archive u/x.tar of podcheckpoint ns/pc is gone from node n1",
+                )
+                    .into_response(),
+                "past" => (
+                    http::StatusCode::RANGE_NOT_SATISFIABLE,
+                    "offset 9 is past the end",
+                )
+                    .into_response(),
+                "bare" => (http::StatusCode::OK, "x").into_response(),
+                _ => {
+                    let (start, end) =
+                        api_types::download::satisfiable(q.offset, q.length, u64::MAX, size)
+                            .unwrap();
+                    let body: Vec<u8> = (start..end).map(|i| (i % 251) as u8).collect();
+                    (
+                        http::StatusCode::OK,
+                        [(
+                            http::header::CONTENT_RANGE,
+                            api_types::download::content_range(start, end, size),
+                        )],
+                        body,
+                    )
+                        .into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(serve::serve_tls(listener, config, router, async {
+            let _ = rx.await;
+        }));
+        (port, tx)
+    }
+
+    #[tokio::test]
+    async fn archive_ranges_stream_over_tls() {
+        let ca = Ca::new("kubelet-ca").unwrap();
+        let (port, _stop) = fake_agent(&ca).await;
+        let client = HttpsKubeletClient::new(
+            ServerTrust::Ca(certs(&ca.pem.cert)),
+            None,
+            Credentials::Token("sa".into()),
+        )
+        .unwrap();
+        let call = |container: &str, offset: u64, length: u64| ArchiveCall {
+            node: "n1".into(),
+            address: "127.0.0.1".into(),
+            port,
+            namespace: "ns".into(),
+            name: "pc".into(),
+            query: api_types::download::ArchiveQuery {
+                container: container.into(),
+                uid: "u-1".into(),
+                offset,
+                length: Some(length),
+            },
+        };
+        assert_eq!(
+            call("app", 5, 7).url().unwrap(),
+            format!(
+                "https://127.0.0.1:{port}/podcheckpoints/ns/pc/archive?container=app&uid=u-1&offset=5&length=7"
+            )
+        );
+        let archive = client.archive(&call("app", 1000, 3 << 20)).await.unwrap();
+        assert_eq!(
+            archive.content_range,
+            format!("bytes 1000-{}/{}", 1000 + (3 << 20) - 1, 4 << 20)
+        );
+        assert_eq!(archive.content_length, Some(3 << 20));
+        let bytes = axum::body::to_bytes(archive.body, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(bytes.len(), 3 << 20);
+        assert!(
+            bytes
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == ((i as u64 + 1000) % 251) as u8)
+        );
+
+        let err = client.archive(&call("gone", 0, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(404));
+        assert_eq!(
+            err.to_string(),
+            "node n1: archive u/x.tar of podcheckpoint ns/pc is gone from node n1"
+        );
+        let err = client.archive(&call("past", 9, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(416));
+        let err = client.archive(&call("bare", 0, 1)).await.unwrap_err();
+        assert_eq!(err.status().code, Some(500));
+        assert!(err.to_string().contains("Content-Range"), "{err}");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut unreachable = call("app", 0, 1);
+        unreachable.port = closed;
+        let err = client.archive(&unreachable).await.unwrap_err();
+        assert_eq!(err.status().code, Some(503));
+        assert!(err.to_string().starts_with("node n1 (127.0.0.1:"), "{err}");
     }
 
     #[tokio::test]

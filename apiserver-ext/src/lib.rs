@@ -12,6 +12,7 @@
 //! * [`config`]: [`Config`], from the options;
 //! * [`server`]: routes, the filters in front of them, health, serving;
 //! * [`checkpoint`]: [`checkpoint::CheckpointREST`], the request flow of the subresource;
+//! * [`archive`]: `podcheckpoints/archive`, ranges of a PodCheckpoint's archives streamed from its node agent;
 //! * [`strategy`]: the pod's checks and the container choice;
 //! * [`listers`]: [`listers::PodLister`], [`listers::NodeLister`] through kube-rs;
 //! * [`kubelet_client`]: [`kubelet_client::KubeletClient`], the node address and
@@ -24,6 +25,7 @@
 //! * [`metrics`]: the `/metrics` exposition;
 //! * [`signer`]: the signer of checkpoint-shim serving certificates (CSR API).
 
+pub mod archive;
 pub mod checkpoint;
 pub mod concurrency;
 pub mod config;

@@ -4,6 +4,7 @@
 //! a checkpoint needs the pod as it is now, not a cache), with fakes in
 //! [`crate::testing`]. `Ok(None)` is "not found".
 
+use api_types::PodCheckpoint;
 use api_types::status;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -53,7 +54,17 @@ pub trait NodeLister: Send + Sync + std::fmt::Debug {
     fn get_node<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Node>>>;
 }
 
-/// Both listers through kube-rs.
+/// PodCheckpoints (`checkpoint.kcr.dev/v1alpha1`) by namespace and name,
+/// as the generated lister of a custom resource reads them.
+pub trait PodCheckpointLister: Send + Sync + std::fmt::Debug {
+    fn get_pod_checkpoint<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PodCheckpoint>>>;
+}
+
+/// The listers through kube-rs.
 #[derive(Clone)]
 pub struct KubeListers {
     client: kube::Client,
@@ -108,6 +119,22 @@ impl NodeLister for KubeListers {
             api.get_opt(name)
                 .await
                 .map_err(|e| read_error(format!("node {name}"), e))
+        })
+    }
+}
+
+impl PodCheckpointLister for KubeListers {
+    fn get_pod_checkpoint<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PodCheckpoint>>> {
+        Box::pin(async move {
+            let api: kube::Api<PodCheckpoint> =
+                kube::Api::namespaced(self.client.clone(), namespace);
+            api.get_opt(name)
+                .await
+                .map_err(|e| read_error(format!("podcheckpoint {namespace}/{name}"), e))
         })
     }
 }

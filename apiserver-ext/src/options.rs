@@ -37,6 +37,10 @@ pub const DEFAULT_CERT_DIR: &str = "apiserver.local.config/certificates";
 /// Default largest request body (the options object is a few dozen bytes).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
 
+/// `--max-archive-range-bytes`' default: 64 MiB, a range that crosses a
+/// 10 MB/s path in under 7 s, well inside kube-apiserver's 60 s request timeout.
+pub const DEFAULT_MAX_ARCHIVE_RANGE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// checkpoint-apiserver's flags where the two servers differ: kube-apiserver's names.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiServerFlags;
@@ -100,6 +104,12 @@ pub struct Options {
     /// replicas take turns: one checkpoint of a container at a time, at least 1s apart.
     #[arg(long, value_name = "NAMESPACE", default_value = crate::leases::DEFAULT_NAMESPACE, help_heading = "Requests")]
     pub lease_namespace: String,
+
+    /// Most bytes of an archive one GET of podcheckpoints/archive answers (a longer range is
+    /// cut there; Content-Range says where). Each range must finish inside kube-apiserver's
+    /// --request-timeout (60s).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_ARCHIVE_RANGE_BYTES, help_heading = "Requests")]
+    pub max_archive_range_bytes: u64,
 
     #[command(flatten, next_help_heading = "Requests")]
     pub feature_gates: FeatureGateOptions<ApiServerFlags>,
@@ -373,6 +383,12 @@ impl Options {
         }
         if let Err(e) = api_types::validation::validate_namespace(&self.lease_namespace) {
             errs.push(format!("--lease-namespace: {e}"));
+        }
+        if self.max_archive_range_bytes < 4096 {
+            errs.push(format!(
+                "--max-archive-range-bytes must be at least 4096, got {}",
+                self.max_archive_range_bytes
+            ));
         }
         errs.extend(self.feature_gates.validate());
         errs.extend(self.logging.validate());

@@ -3,9 +3,10 @@
 //!
 //! Routes: `/healthz`, `/livez`, `/readyz` (named checks, no
 //! authentication); everything else behind the authentication filter:
-//! `/metrics` (`get /metrics` authorized), discovery, OpenAPI and
-//! `pods/{pod}/checkpoint` (audited and counted, 401s included); unknown
-//! paths are a 404 Status.
+//! `/metrics` (`get /metrics` authorized), discovery, OpenAPI,
+//! `pods/{pod}/checkpoint` (audited and counted, 401s included) and
+//! `podcheckpoints/{name}/archive` ([`crate::archive`]); unknown paths are a
+//! 404 Status.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub struct Server {
 #[derive(Debug, PartialEq, Eq)]
 enum Route<'a> {
     Checkpoint { namespace: &'a str, pod: &'a str },
+    Archive { namespace: &'a str, name: &'a str },
     Document(Document),
     Unknown,
 }
@@ -71,6 +73,19 @@ fn route(path: &str) -> Route<'_> {
         {
             Route::Checkpoint { namespace: ns, pod }
         }
+        [
+            "apis",
+            g,
+            v,
+            "namespaces",
+            ns,
+            "podcheckpoints",
+            name,
+            "archive",
+        ] if *g == api_types::SUBRESOURCES_GROUP && *v == api_types::VERSION => Route::Archive {
+            namespace: ns,
+            name,
+        },
         _ => Route::Unknown,
     }
 }
@@ -106,6 +121,7 @@ async fn api(State(rest): State<Arc<CheckpointREST>>, req: Request) -> Response 
     let path = req.uri().path().to_owned();
     match route(&path) {
         Route::Checkpoint { namespace, pod } => rest.handle(req, namespace, pod).await,
+        Route::Archive { namespace, name } => rest.handle_archive(req, namespace, name).await,
         Route::Document(doc) if req.method() == Method::GET => {
             doc.respond(rest.gate_on(), req.headers())
         }
@@ -277,6 +293,19 @@ mod tests {
                 namespace: "ns",
                 pod: "p"
             }
+        );
+        assert_eq!(
+            route(
+                "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/ns/podcheckpoints/p-1/archive"
+            ),
+            Route::Archive {
+                namespace: "ns",
+                name: "p-1"
+            }
+        );
+        assert_eq!(
+            route("/apis/checkpoint.kcr.dev/v1alpha1/namespaces/ns/podcheckpoints/p-1/archive"),
+            Route::Unknown
         );
         assert_eq!(route("/apis/"), Route::Document(Document::Apis));
         assert_eq!(

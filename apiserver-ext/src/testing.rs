@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use api_types::PodCheckpoint;
+use api_types::download;
 use api_types::features::{APISERVER_GATES, CONTAINER_CHECKPOINT_API, FeatureGates};
 use apiserver_lib::authentication::Authenticator;
 use apiserver_lib::authorization::Authorizer;
@@ -20,11 +22,13 @@ use crate::checkpoint::CheckpointREST;
 use crate::concurrency::NodeLimiter;
 use crate::config::Config;
 use crate::events::{EventRecorder, PodEvent};
-use crate::kubelet_client::{self, CheckpointCall, KubeletClient, KubeletClientConfig};
+use crate::kubelet_client::{
+    self, ArchiveCall, CheckpointCall, KubeletClient, KubeletClientConfig, NodeArchive,
+};
 use crate::leases::{self, ContainerLeases, HeldLease, lease_name};
-use crate::listers::{self, NodeLister, PodLister};
+use crate::listers::{self, NodeLister, PodCheckpointLister, PodLister};
 use crate::metrics::Metrics;
-use crate::options::DEFAULT_MAX_REQUEST_BODY_BYTES;
+use crate::options::{DEFAULT_MAX_ARCHIVE_RANGE_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES};
 use crate::turns::ContainerTurns;
 use api_types::ContainerRef;
 
@@ -49,6 +53,10 @@ pub struct FakeKubeletClient {
     calls: Mutex<Vec<CheckpointCall>>,
     /// When each call arrived and when it was answered.
     times: Mutex<Vec<(tokio::time::Instant, Option<tokio::time::Instant>)>>,
+    /// Archive bytes by (namespace, podcheckpoint, container), as node agents hold them.
+    archives: Mutex<BTreeMap<(String, String, String), Vec<u8>>>,
+    archive_failure: Mutex<Option<kubelet_client::Error>>,
+    archive_calls: Mutex<Vec<ArchiveCall>>,
 }
 
 impl Default for FakeKubeletClient {
@@ -64,6 +72,9 @@ impl FakeKubeletClient {
             delay: Mutex::new(Duration::ZERO),
             calls: Mutex::default(),
             times: Mutex::default(),
+            archives: Mutex::default(),
+            archive_failure: Mutex::default(),
+            archive_calls: Mutex::default(),
         }
     }
 
@@ -90,6 +101,30 @@ impl FakeKubeletClient {
         if let Ok(mut d) = self.delay.lock() {
             *d = delay;
         }
+    }
+
+    /// The node agents hold `bytes` as the archive of `container` in `ns/name`.
+    pub fn put_archive(&self, ns: &str, name: &str, container: &str, bytes: Vec<u8>) {
+        if let Ok(mut a) = self.archives.lock() {
+            a.insert(
+                (ns.to_owned(), name.to_owned(), container.to_owned()),
+                bytes,
+            );
+        }
+    }
+
+    /// Every archive read fails with `error` (or, with `None`, is served again).
+    pub fn fail_archives(&self, error: Option<kubelet_client::Error>) {
+        if let Ok(mut f) = self.archive_failure.lock() {
+            *f = error;
+        }
+    }
+
+    pub fn archive_calls(&self) -> Vec<ArchiveCall> {
+        self.archive_calls
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     pub fn calls(&self) -> Vec<CheckpointCall> {
@@ -144,12 +179,69 @@ impl KubeletClient for FakeKubeletClient {
             }
         })
     }
+
+    /// Serves the archives put in with the node agent's range rules; a
+    /// missing one is gone from the node.
+    fn archive<'a>(
+        &'a self,
+        call: &'a ArchiveCall,
+    ) -> BoxFuture<'a, kubelet_client::Result<NodeArchive>> {
+        if let Ok(mut c) = self.archive_calls.lock() {
+            c.push(call.clone());
+        }
+        let failure = self.archive_failure.lock().ok().and_then(|f| f.clone());
+        let bytes = self.archives.lock().ok().and_then(|a| {
+            a.get(&(
+                call.namespace.clone(),
+                call.name.clone(),
+                call.query.container.clone(),
+            ))
+            .cloned()
+        });
+        Box::pin(async move {
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let node = call.node.clone();
+            let Some(bytes) = bytes else {
+                return Err(kubelet_client::Error::ArchiveGone {
+                    message: format!(
+                        "archive of podcheckpoint {}/{} is gone from node {node}",
+                        call.namespace, call.name
+                    ),
+                    node,
+                });
+            };
+            let size = bytes.len() as u64;
+            let q = &call.query;
+            let (start, end) =
+                download::satisfiable(q.offset, q.length, u64::MAX, size).map_err(|size| {
+                    kubelet_client::Error::RangeNotSatisfiable {
+                        node: node.clone(),
+                        message: format!(
+                            "offset {} is past the end of archive x.tar ({size} bytes)",
+                            q.offset
+                        ),
+                    }
+                })?;
+            let slice = bytes
+                .get(start as usize..end as usize)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            Ok(NodeArchive {
+                content_range: download::content_range(start, end, size),
+                content_length: Some(end - start),
+                body: axum::body::Body::from(slice),
+            })
+        })
+    }
 }
 
 /// A fake cluster: pods and nodes in maps, and an optional failure.
 #[derive(Debug, Default)]
 pub struct FakeListers {
     pods: Mutex<BTreeMap<(String, String), Pod>>,
+    pod_checkpoints: Mutex<BTreeMap<(String, String), PodCheckpoint>>,
     nodes: Mutex<BTreeMap<String, Node>>,
     /// When set, every call fails as if the API server were unreachable.
     unreachable: Mutex<Option<String>>,
@@ -177,6 +269,16 @@ impl FakeListers {
         );
         if let Ok(mut pods) = self.pods.lock() {
             pods.insert(key, pod);
+        }
+    }
+
+    pub fn put_pod_checkpoint(&self, pc: PodCheckpoint) {
+        let key = (
+            pc.metadata.namespace.clone().unwrap_or_default(),
+            pc.metadata.name.clone().unwrap_or_default(),
+        );
+        if let Ok(mut pcs) = self.pod_checkpoints.lock() {
+            pcs.insert(key, pc);
         }
     }
 
@@ -226,6 +328,24 @@ impl PodLister for FakeListers {
                 .ok()
                 .and_then(|p| p.get(&(namespace.to_owned(), name.to_owned())).cloned())
         });
+        Box::pin(async move { found })
+    }
+}
+
+impl PodCheckpointLister for FakeListers {
+    fn get_pod_checkpoint<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, listers::Result<Option<PodCheckpoint>>> {
+        let found = self
+            .check(format!("podcheckpoint {namespace}/{name}"))
+            .map(|()| {
+                self.pod_checkpoints
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(&(namespace.to_owned(), name.to_owned())).cloned())
+            });
         Box::pin(async move { found })
     }
 }
@@ -397,8 +517,10 @@ impl Fakes {
                 feature_gates: gates(true),
                 max_timeout_seconds: api_types::MAX_TIMEOUT_SECONDS,
                 max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+                max_archive_range_bytes: DEFAULT_MAX_ARCHIVE_RANGE_BYTES,
                 authorizer,
                 pods: self.listers.clone(),
+                pod_checkpoints: self.listers.clone(),
                 nodes: self.listers.clone(),
                 limiter: NodeLimiter::new(kubelet.max_checkpoints_per_node),
                 turns: ContainerTurns::new(Arc::new(self.leases.clone())),

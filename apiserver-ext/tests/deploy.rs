@@ -169,6 +169,38 @@ fn checkpoint_creator_is_all_kubectl_checkpoint_needs() {
     assert!(!labels.contains("aggregate-to"), "{labels}");
 }
 
+/// `kubectl checkpoint download` needs exactly `checkpoint-downloader`: the
+/// PodCheckpoint (its node, size and sha256) and its archive, checked by
+/// kube-apiserver and by the extension; the server reads the object and
+/// calls the node agent as `get nodes/checkpoint`.
+#[test]
+fn checkpoint_downloader_is_all_a_download_needs() {
+    let deploy = Rendered::of("deploy").unwrap();
+    let downloader = deploy.get("ClusterRole", "checkpoint-downloader").unwrap();
+    assert_eq!(
+        downloader["rules"],
+        json!([
+            {"apiGroups": ["subresources.checkpoint.kcr.dev"], "resources": ["podcheckpoints/archive"], "verbs": ["get"]},
+            {"apiGroups": ["checkpoint.kcr.dev"], "resources": ["podcheckpoints"], "verbs": ["get"]}
+        ])
+    );
+    let labels = downloader["metadata"]["labels"].to_string();
+    assert!(!labels.contains("aggregate-to"), "{labels}");
+    let server = deploy
+        .get("ClusterRole", "kcr:checkpoint-apiserver")
+        .unwrap();
+    let rules = server["rules"].as_array().unwrap();
+    for want in [
+        json!({"apiGroups": [""], "resources": ["nodes/checkpoint"], "verbs": ["get"]}),
+        json!({"apiGroups": ["checkpoint.kcr.dev"], "resources": ["podcheckpoints"], "verbs": ["get"]}),
+    ] {
+        assert!(
+            rules.contains(&want),
+            "the server's ClusterRole lacks {want}"
+        );
+    }
+}
+
 /// An unavailable APIService stalls namespace deletion cluster-wide, so the
 /// extension runs like metrics-server's high-availability manifests.
 #[test]

@@ -48,6 +48,9 @@ pub const EXAMPLES: &str = "  # Checkpoint the default container of pod mypod
   kubectl checkpoint mypod --wait=false
   kubectl wait --for=condition=Ready podcheckpoint/mypod-x7k2p
   
+  # Checkpoint container app of pod mypod and download its archive to app.tar
+  kubectl checkpoint mypod -c app --download app.tar
+  
   # Checkpoint through the synchronous pods/checkpoint subresource even where PodCheckpoints are served
   kubectl checkpoint mypod --api=subresource
   
@@ -108,6 +111,9 @@ pub struct CheckpointArgs {
         verbatim_doc_comment
     )]
     pub claim_timeout: String,
+    /// After the checkpoint, download its archive to this file (PodCheckpoint API, one container), as kubectl checkpoint download does: written 0600 under a temporary name, renamed once its sha256 matches.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    pub download: Option<String>,
     #[command(flatten)]
     pub config: ConfigFlags,
     /// help for checkpoint

@@ -51,6 +51,8 @@ pub enum Error {
     Print(#[from] PrintError),
     #[error(transparent)]
     Inspect(#[from] crate::inspect::InspectError),
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
 }
 
 /// The checkpoint call failed.
@@ -199,6 +201,7 @@ impl Error {
             }
             Error::Forbidden(f) => f.render(),
             Error::Object(e) => e.render(),
+            Error::Download(crate::download::DownloadError::Read(e)) => render_client_error(e),
             Error::Endpoint(EndpointError::Discovery(source)) => render_client_error(source),
             Error::Checkpoint(f) => match &f.source {
                 ClientError::TimedOut(_) => format!(

@@ -111,6 +111,12 @@ pub enum InspectError {
 /// Flags before it stay (cobra parses them against the subcommand too); `--` ends the
 /// search, so `kubectl checkpoint -- inspect` is the pod `inspect`.
 pub fn subcommand_args(argv: &[OsString]) -> Option<Vec<OsString>> {
+    subcommand_named(argv, NAME)
+}
+
+/// The arguments for the subcommand `name` (program name first) when `argv`
+/// asks for it, by [`subcommand_args`]' rule.
+pub fn subcommand_named(argv: &[OsString], name: &str) -> Option<Vec<OsString>> {
     let command = CheckpointArgs::command();
     // A bool like --wait takes its value only after `=`, as pflag's.
     let takes_value = |arg: Option<&clap::Arg>| {
@@ -147,7 +153,7 @@ pub fn subcommand_args(argv: &[OsString]) -> Option<Vec<OsString>> {
             i += if skip_next { 2 } else { 1 };
             continue;
         }
-        if text != NAME {
+        if text != name {
             return None;
         }
         let mut rest = Vec::with_capacity(argv.len() - 1);
@@ -248,7 +254,11 @@ pub fn help_text() -> String {
 /// "Options", and the pointer to the subcommand's help at the end.
 pub fn with_subcommands(main_help: &str) -> String {
     let example = "\n  \n  # Checkpoint a pod named inspect (\"kubectl checkpoint inspect\" runs the inspect command)\n  kubectl checkpoint pod/inspect";
-    let commands = format!("Available Commands:\n  {NAME:<13} {SHORT}\n\n");
+    let commands = format!(
+        "Available Commands:\n  {:<13} {}\n  {NAME:<13} {SHORT}\n\n",
+        crate::download::NAME,
+        crate::download::SHORT
+    );
     let mut help = match main_help.find("\n\nOptions:\n") {
         Some(at) => format!(
             "{}{example}\n\n{commands}{}",
@@ -779,7 +789,7 @@ mod tests {
         insta::assert_snapshot!("inspect_help", help);
 
         let main = with_subcommands(&crate::cmd::help_text());
-        assert!(main.contains("\n\nAvailable Commands:\n  inspect       Show what a local checkpoint archive holds.\n\nOptions:\n"));
+        assert!(main.contains("\n\nAvailable Commands:\n  download      Download the archive of a PodCheckpoint from its node.\n  inspect       Show what a local checkpoint archive holds.\n\nOptions:\n"));
         assert!(main.contains("  kubectl checkpoint pod/inspect\n\nAvailable Commands:"));
         assert!(main.ends_with("Use \"kubectl checkpoint <command> --help\" for more information about a given command.\n"));
         insta::assert_snapshot!("main_help_with_subcommands", main);

@@ -13,7 +13,9 @@
 //! [`polymorphichelpers`] finds it (ordered by [`podutils`]), the container
 //! chosen as [`podcmd`] chooses it; [`access`] names the rights a user lacks.
 //!
-//! `kubectl checkpoint inspect FILE` ([`inspect`]) reads a local archive.
+//! `kubectl checkpoint inspect FILE` ([`inspect`]) reads a local archive;
+//! `kubectl checkpoint download NAME` ([`download`]) fetches a PodCheckpoint's
+//! archive from its node, in ranges, resumed and verified.
 //!
 //! The binaries are thin: `kubectl-checkpoint` calls [`run`],
 //! `kubectl_complete-checkpoint` calls [`run_completion`].
@@ -23,6 +25,7 @@ pub mod client;
 pub mod cmd;
 pub mod completion;
 pub mod config;
+pub mod download;
 pub mod endpoint;
 pub mod error;
 pub mod inspect;
@@ -56,6 +59,9 @@ where
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     if let Some(args) = inspect::subcommand_args(&argv) {
         return Ok(inspect::run(args, out)?);
+    }
+    if let Some(args) = download::subcommand_args(&argv) {
+        return Ok(download::run(args, out, notices).await?);
     }
     let args = match cmd::parse(argv)? {
         Parsed::Help => return write_all(out, &inspect::with_subcommands(&cmd::help_text())),

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::access::{self, Access};
 use crate::client::{AccessReviewer, Checkpointer, ClientError, PodCheckpoints, PodClient};
 use crate::cmd::CheckpointArgs;
+use crate::download::{self, ArchiveSource};
 use crate::endpoint::{ApiKind, Endpoint, Selected, select_api};
 use crate::error::{CheckpointFailure, Error, Forbidden, Result, what};
 use crate::podcheckpoint::{self, ObjectError, Outcome, WaitLimits, object_ref};
@@ -50,6 +51,8 @@ pub struct CheckpointOptions {
     pub claim_timeout: Duration,
     /// Draw a spinner on stderr (only when it is a terminal).
     pub spinner: bool,
+    /// `--download FILE`: the archive, once written.
+    pub download: Option<String>,
 }
 
 /// The one `POD | TYPE/NAME` argument, checked before anything is loaded so
@@ -110,6 +113,7 @@ impl CheckpointOptions {
             output: args.output,
             api: args.api,
             wait: args.wait,
+            download: args.download.clone(),
             claim_timeout,
             spinner: crate::spinner::stderr_is_terminal(),
         })
@@ -142,6 +146,23 @@ impl CheckpointOptions {
                 "--claim-timeout must be greater than 0".into(),
             ));
         }
+        if let Some(file) = &self.download {
+            if file == "-" || file.is_empty() {
+                return Err(Error::Usage(
+                    "--download needs a FILE: to write an archive to stdout, use kubectl checkpoint download NAME -f -".into(),
+                ));
+            }
+            if self.all_containers {
+                return Err(Error::Usage(
+                    "--download takes the archive of one container: name it with -c (then kubectl checkpoint download NAME -c C for the others)".into(),
+                ));
+            }
+            if !self.wait {
+                return Err(Error::Usage(
+                    "--download needs --wait: the archive exists only once the checkpoint is written".into(),
+                ));
+            }
+        }
         if self.api == Some(ApiKind::Subresource) {
             self.validate_subresource()?;
         }
@@ -154,6 +175,11 @@ impl CheckpointOptions {
         if self.all_containers {
             return Err(Error::Usage(
                 "--all-containers needs the PodCheckpoint API (checkpoint.kcr.dev): the pods/checkpoint subresource checkpoints one container; name it with -c".into(),
+            ));
+        }
+        if self.download.is_some() {
+            return Err(Error::Usage(
+                "--download needs the PodCheckpoint API (checkpoint.kcr.dev): the archive of the pods/checkpoint subresource stays on the node".into(),
             ));
         }
         if !self.wait {
@@ -212,7 +238,7 @@ impl CheckpointOptions {
     /// checkpoint.
     pub async fn run<F>(
         &self,
-        client: &(impl PodClient + Checkpointer + PodCheckpoints + AccessReviewer),
+        client: &(impl PodClient + Checkpointer + PodCheckpoints + AccessReviewer + ArchiveSource),
         out: &mut impl Write,
         notices: &mut impl Write,
         interrupt: impl FnOnce() -> F,
@@ -291,7 +317,7 @@ impl CheckpointOptions {
     /// written, print each container's five lines (or the object).
     async fn run_object<F>(
         &self,
-        client: &(impl PodClient + PodCheckpoints + AccessReviewer),
+        client: &(impl PodClient + PodCheckpoints + AccessReviewer + ArchiveSource),
         out: &mut impl Write,
         notices: &mut impl Write,
         interrupt: impl FnOnce() -> F,
@@ -464,7 +490,26 @@ impl CheckpointOptions {
                 message,
             }));
         }
-        self.print_pod_checkpoint(&finished, out)
+        self.print_pod_checkpoint(&finished, out)?;
+        if let Some(file) = &self.download {
+            let settings = download::Settings {
+                progress: self.spinner,
+                ..download::Settings::default()
+            };
+            download::download_object(
+                client,
+                &finished,
+                &self.namespace,
+                &name,
+                self.container.as_deref(),
+                download::Target::File(file.into()),
+                &settings,
+                out,
+                notices,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     fn object_error(&self, e: ObjectError) -> Error {
@@ -733,6 +778,30 @@ mod tests {
         assert!(
             err(&["p", "-c", "Bad"])
                 .starts_with("error: invalid container name \"Bad\": a lowercase RFC 1123 label")
+        );
+        assert_eq!(
+            err(&["p", "--download", "-"]),
+            format!(
+                "error: --download needs a FILE: to write an archive to stdout, use kubectl checkpoint download NAME -f -\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["p", "--all-containers", "--download", "a.tar"]),
+            format!(
+                "error: --download takes the archive of one container: name it with -c (then kubectl checkpoint download NAME -c C for the others)\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["p", "--wait=false", "--download", "a.tar"]),
+            format!(
+                "error: --download needs --wait: the archive exists only once the checkpoint is written\n{hint}\n"
+            )
+        );
+        assert_eq!(
+            err(&["p", "--api=subresource", "--download", "a.tar"]),
+            format!(
+                "error: --download needs the PodCheckpoint API (checkpoint.kcr.dev): the archive of the pods/checkpoint subresource stays on the node\n{hint}\n"
+            )
         );
         let o = CheckpointOptions::complete(&args(&["p"]), "Bad_NS").unwrap();
         assert!(

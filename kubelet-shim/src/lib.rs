@@ -17,8 +17,10 @@
 //! * [`runtime`]: the CRI calls behind a narrow trait; the tonic client;
 //! * [`metrics`]: the `/metrics` exposition.
 //! * [`controller`]: the PodCheckpoint controller (the declarative API's node agent);
+//! * [`archive`]: serving the bytes of the controller's archives, in ranges;
 //! * [`certificate`]: the serving certificate through the CSR API (`--rotate-server-certificates`).
 
+pub mod archive;
 pub mod certificate;
 pub mod config;
 pub mod controller;

@@ -82,6 +82,8 @@ impl IntoResponse for Reject {
 pub fn route_of(path: &str) -> &'static str {
     if path.starts_with(CHECKPOINT_PREFIX) {
         "checkpoint"
+    } else if path.starts_with(crate::archive::ARCHIVE_PREFIX) {
+        "archive"
     } else if path == "/metrics" {
         "metrics"
     } else if path == "/healthz" || path.starts_with("/healthz/") {

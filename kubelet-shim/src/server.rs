@@ -5,6 +5,7 @@
 //! | route | filters | handler |
 //! |---|---|---|
 //! | `/checkpoint/{ns}/{pod}/{container}` (only with the gate on) | audit, authentication | authorize `nodes/checkpoint`, [`Host::checkpoint_container`] |
+//! | `GET /podcheckpoints/{ns}/{name}/archive` (only with the PodCheckpoint controller) | authentication | authorize `get nodes/checkpoint`, [`ArchiveServer`] |
 //! | `/metrics` | authentication | authorize `nodes/metrics`, the exposition |
 //! | `/healthz`, `/livez`, `/readyz` | – | `ping`; `runtime` (CRI `Version`) for readiness |
 //! | anything else | – | 404 |
@@ -36,6 +37,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use tokio::net::TcpListener;
 
 use crate::certificate::CertificateManager;
+use crate::archive::{ArchiveServer, KubePodCheckpoints, parse_archive_request};
 use crate::config::Config;
 use crate::controller::{self, PodCheckpointController};
 use crate::host::Host;
@@ -67,6 +69,8 @@ struct Inner {
     controller: std::sync::Mutex<Option<PodCheckpointController>>,
     /// `--rotate-server-certificates`, run by [`Server::serve_on`].
     certificates: Option<CertificateManager>,
+    /// The archives of the controller's PodCheckpoints, when it runs.
+    archives: Option<ArchiveServer>,
 }
 
 /// The resource attributes the kubelet authorizes a request with:
@@ -104,6 +108,20 @@ fn unauthorized(_: &apiserver_lib::authentication::Error) -> Response {
 
 impl Server {
     pub fn new(config: Config) -> Self {
+        let archives = match (config.podcheckpoint_controller, &config.api_client) {
+            (true, Some(client)) => Some(ArchiveServer::new(
+                Arc::new(KubePodCheckpoints::new(client.clone())),
+                config.host.dir.clone(),
+                config.node_name.clone(),
+            )),
+            _ => None,
+        };
+        Self::with_archives(config, archives)
+    }
+
+    /// [`Server::new`] with the archives served from a given
+    /// [`ArchiveServer`] (`None`: no archive route).
+    pub fn with_archives(config: Config, archives: Option<ArchiveServer>) -> Self {
         let metrics = Metrics::new();
         let host = Host::new(config.runtime, config.host, metrics.clone());
         let controller = match (config.podcheckpoint_controller, config.api_client) {
@@ -136,6 +154,7 @@ impl Server {
                 checkpoint_endpoint: config.checkpoint_endpoint,
                 controller: std::sync::Mutex::new(controller),
                 certificates: config.certificate_manager,
+                archives,
             }),
         }
     }
@@ -206,12 +225,21 @@ impl Server {
         if self.inner.checkpoint_endpoint && self.inner.feature_gates.enabled(CONTAINER_CHECKPOINT)
         {
             let node = self.inner.node_name.clone();
-            let checkpoint = authentication.wrap(
+            let checkpoint = authentication.clone().wrap(
                 Router::new()
                     .route("/checkpoint/{*rest}", any(checkpoint))
                     .with_state(self.clone()),
             );
             router = router.merge(WithAudit::new(move |req| describe(req, &node)).wrap(checkpoint));
+        }
+        if self.inner.archives.is_some() {
+            router = router.merge(
+                authentication.wrap(
+                    Router::new()
+                        .route("/podcheckpoints/{*rest}", any(archive))
+                        .with_state(self.clone()),
+                ),
+            );
         }
         router
             .fallback(|| async { not_found() })
@@ -418,6 +446,40 @@ async fn checkpoint(
             text(code, e.to_string())
         }
     }
+}
+
+/// `GET /podcheckpoints/{ns}/{name}/archive`: for whoever may `get
+/// nodes/checkpoint` on this node (the extension's identity).
+async fn archive(
+    State(server): State<Server>,
+    Extension(user): Extension<UserInfo>,
+    req: Request,
+) -> Response {
+    let Some(archives) = server.inner.archives.clone() else {
+        return not_found();
+    };
+    let parts = match server.admit(user.clone(), req, "checkpoint").await {
+        Ok(parts) => parts,
+        Err(answer) => return answer,
+    };
+    if parts.method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    let request = match parse_archive_request(parts.uri.path(), parts.uri.query()) {
+        Ok(r) => r,
+        Err(reject) => return reject.into_response(),
+    };
+    let resp = archives.respond(&request).await;
+    tracing::info!(
+        user = %user.name,
+        podcheckpoint = %format!("{}/{}", request.namespace, request.name),
+        container = %request.query.container,
+        offset = request.query.offset,
+        length = ?request.query.length,
+        code = resp.status().as_u16(),
+        "archive read"
+    );
+    resp
 }
 
 #[cfg(test)]

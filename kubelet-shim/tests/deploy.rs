@@ -57,7 +57,8 @@ fn kustomize_renders_the_daemonset() {
     }
     // The agent's rights, exactly: TokenReview and SubjectAccessReview for
     // its endpoint; for the PodCheckpoint controller, list/watch/patch
-    // (finalizer) and delete (retention) of podcheckpoints, patch of their status, get/list/watch
+    // (finalizer) and delete (retention) of podcheckpoints (get: the archive
+    // endpoint reads the object of each range), patch of their status, get/list/watch
     // of pods, create/patch of events.k8s.io events; for its serving
     // certificate (--rotate-server-certificates), its CertificateSigningRequests
     // and its Node's addresses. Nothing else.
@@ -88,7 +89,7 @@ fn kustomize_renders_the_daemonset() {
         [
             "authentication.k8s.io|tokenreviews|create",
             "authorization.k8s.io|subjectaccessreviews|create",
-            "checkpoint.kcr.dev|podcheckpoints|list,watch,patch,delete",
+            "checkpoint.kcr.dev|podcheckpoints|get,list,watch,patch,delete",
             "checkpoint.kcr.dev|podcheckpoints/status|patch",
             "|pods|get,list,watch",
             "events.k8s.io|events|create,patch",

@@ -11,7 +11,9 @@
 //! * [`limits`]: deadlines, per-node concurrency, bodies, hostile input;
 //! * [`audit`]: the audit line of every checkpoint request;
 //! * [`turns`]: checkpoints of one container take turns, across replicas too.
+//! * [`archive`]: `podcheckpoints/archive`, its ranges and Statuses.
 
+mod archive;
 mod audit;
 mod authentication;
 mod contract;
