@@ -37,7 +37,8 @@
 # The figures are also written to $KCR_LOCAL_DIR/results.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export KCR_PROFILE=release
+# KCR_BENCH_PROFILE=debug: a smoke run of the harness on debug binaries (no figures).
+export KCR_PROFILE="${KCR_BENCH_PROFILE:-release}"
 export KCR_LOCAL_DIR="${KCR_LOCAL_DIR:-$ROOT/.local/bench}"
 export KCR_APISERVER_PORT="${KCR_BENCH_APISERVER_PORT:-26443}"
 export KCR_EXTENSION_PORT="${KCR_BENCH_EXTENSION_PORT:-28443}"
