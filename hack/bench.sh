@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hack/bench.sh — the performance measurements of issue 7 (`make bench`).
+# hack/bench.sh — the performance measurements of issues 7 and 15 (`make bench`).
 #
 # Builds release once, brings up its own local stack from the release binaries
 # in $KCR_LOCAL_DIR (default .local/bench) on ports of its own (26443, 28443,
@@ -8,35 +8,56 @@
 # `ratio NAME VALUE`, after the raw figures. Both sides of a ratio run
 # interleaved (ABBA) in the same run; medians are reported.
 #
-#   1. control   kubectl checkpoint slow  vs  kubectl get pod slow  (fake CRI, instant)
-#                + the plugin alone and kubectl-checkpoint --version
-#   2. real      kubectl checkpoint of a container holding 256 MiB  vs  CRI
-#                CheckpointContainer of the same container (cri-pod checkpoint)
-#   3. load      bursts of 500 concurrent checkpoint requests across 50 pods straight
-#                to checkpoint-apiserver (HTTP/1.1, then HTTP/2); peak RSS (VmHWM)
-#                of checkpoint-apiserver and checkpoint-shim
+#   1. control      kubectl checkpoint slow --api=subresource  vs  kubectl create --raw
+#                   <its pods/checkpoint URL> -f <empty file> (ratio control_path_vs_raw)
+#                   and vs kubectl get pod slow (ratio control_path)  (fake CRI, instant)
+#                   + the plugin alone, kubectl's dispatch, each request, --version
+#   2. object       kubectl checkpoint slow --api=object  vs  --api=subresource (fake CRI,
+#                   instant; ratio object_vs_subresource) + requests and phases
+#   3. real         kubectl checkpoint of a container holding 256 MiB  vs  CRI
+#                   CheckpointContainer of the same container (cri-pod checkpoint)
+#   4. object_real  the same through a PodCheckpoint, a container holding 1 GiB
+#                   (ratio object_real_checkpoint)
+#   5. load         bursts of 500 concurrent checkpoint requests across 50 pods straight
+#                   to checkpoint-apiserver (HTTP/1.1, then HTTP/2); peak RSS (VmHWM)
+#                   of checkpoint-apiserver and checkpoint-shim
+#   6. pcload       200 PodCheckpoints at once across the 50 pods on node-slow (fake CRI,
+#                   instant): all completed, time to the last, the agents' requests per
+#                   object, the agent's peak RSS and CPU; then all deleted (≤ 10 s)
 #
-# Knobs: KCR_BENCH_ONLY="control real load" (a subset), KCR_BENCH_CONTROL_ITERATIONS
-# (60), KCR_BENCH_REAL_ITERATIONS (12), KCR_BENCH_LOAD_ROUNDS (5),
-# KCR_BENCH_LOAD_REQUESTS (500), KCR_BENCH_LOAD_PODS (50).
+# The stack serves the PodCheckpoint CRD (as every local stack does: the shims'
+# node agents fulfil them) and logs its requests as JSON (KCR_STANDIN_LOG_JSON=true),
+# which kcr-bench reads to count and time requests.
+#
+# Knobs: KCR_BENCH_ONLY="control object real object_real load pcload" (a subset),
+# KCR_BENCH_CONTROL_ITERATIONS (60), KCR_BENCH_OBJECT_ITERATIONS (30),
+# KCR_BENCH_REAL_ITERATIONS (12), KCR_BENCH_OBJECT_REAL_ITERATIONS (6),
+# KCR_BENCH_OBJECT_REAL_MIB (1024), KCR_BENCH_LOAD_ROUNDS (5),
+# KCR_BENCH_LOAD_REQUESTS (500), KCR_BENCH_LOAD_PODS (50), KCR_BENCH_PCLOAD_OBJECTS (200).
 # The figures are also written to $KCR_LOCAL_DIR/results.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export KCR_PROFILE=release
+# KCR_BENCH_PROFILE=debug: a smoke run of the harness on debug binaries (no figures).
+export KCR_PROFILE="${KCR_BENCH_PROFILE:-release}"
 export KCR_LOCAL_DIR="${KCR_LOCAL_DIR:-$ROOT/.local/bench}"
 export KCR_APISERVER_PORT="${KCR_BENCH_APISERVER_PORT:-26443}"
 export KCR_EXTENSION_PORT="${KCR_BENCH_EXTENSION_PORT:-28443}"
 export KCR_SHIM_PORT="${KCR_BENCH_SHIM_PORT:-20350}"
 export KCR_SLOW_SHIM_PORT="${KCR_BENCH_SLOW_SHIM_PORT:-20351}"
+export KCR_STANDIN_LOG_JSON=true
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
 
-ONLY="${KCR_BENCH_ONLY:-control real load}"
+ONLY="${KCR_BENCH_ONLY:-control object real object_real load pcload}"
 CONTROL_ITERATIONS="${KCR_BENCH_CONTROL_ITERATIONS:-60}"
+OBJECT_ITERATIONS="${KCR_BENCH_OBJECT_ITERATIONS:-30}"
 REAL_ITERATIONS="${KCR_BENCH_REAL_ITERATIONS:-12}"
+OBJECT_REAL_ITERATIONS="${KCR_BENCH_OBJECT_REAL_ITERATIONS:-6}"
+OBJECT_REAL_MIB="${KCR_BENCH_OBJECT_REAL_MIB:-1024}"
 LOAD_ROUNDS="${KCR_BENCH_LOAD_ROUNDS:-5}"
 LOAD_REQUESTS="${KCR_BENCH_LOAD_REQUESTS:-500}"
 LOAD_PODS="${KCR_BENCH_LOAD_PODS:-50}"
+PCLOAD_OBJECTS="${KCR_BENCH_PCLOAD_OBJECTS:-200}"
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 bench() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -49,6 +70,7 @@ stack_teardown_on_exit bench rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoint
 export PATH="$BIN:$PATH" # kubectl finds the release kubectl-checkpoint
 ALICE="$LOCAL/alice.kubeconfig"
 RESULTS="$LOCAL/results.txt"
+STANDIN_LOG="$LOCAL/logs/standin.log"
 # The real kubectl binary, not google-cloud-sdk's `kubectl` dispatcher (which
 # execs kubectl.1.NN and adds ~10 ms to every run): KCR_BENCH_KUBECTL overrides.
 KUBECTL="${KCR_BENCH_KUBECTL:-}"
@@ -69,35 +91,71 @@ if wants control; then
   echo instant >"$LOCAL/fake-cri.mode"
   bench "control path: $CONTROL_ITERATIONS rounds"
   "$BIN/kcr-bench" control --kubectl "$KUBECTL" --plugin "$BIN/kubectl-checkpoint" \
-    --kubeconfig "$ALICE" --pod slow --iterations "$CONTROL_ITERATIONS" | tee -a "$RESULTS"
+    --kubeconfig "$ALICE" --pod slow --container app --standin-log "$STANDIN_LOG" \
+    --scratch-dir "$LOCAL" --iterations "$CONTROL_ITERATIONS" | tee -a "$RESULTS"
 fi
+
+# ---------------------------------------------------------------- 2. declarative path
+if wants object; then
+  echo instant >"$LOCAL/fake-cri.mode"
+  bench "declarative path: $OBJECT_ITERATIONS rounds"
+  "$BIN/kcr-bench" object --kubectl "$KUBECTL" --kubeconfig "$ALICE" \
+    --admin-kubeconfig "$ADMIN_KUBECONFIG" --pod slow --standin-log "$STANDIN_LOG" \
+    --iterations "$OBJECT_ITERATIONS" | tee -a "$RESULTS"
+fi
+
+# mem_pod NAME BYTES: pod NAME on node-local (the Pod object as local-ctl.sh makes
+# it), its container replaced by one holding BYTES (a power of two): busybox awk
+# doubles a string to that length (every byte written) and keeps it while sleeping.
+mem_pod() {
+  echo "{\"namespace\":\"default\",\"name\":\"$1\",\"containers\":[\"app\"]}" | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
+  local uid
+  uid="$(admin_kubectl get pod "$1" -o jsonpath='{.metadata.uid}')"
+  "$BIN/cri-pod" rm --socket "$CONTAINERD_SOCK" --namespace default --name "$1" >/dev/null
+  "$BIN/cri-pod" run --socket "$CONTAINERD_SOCK" --namespace default --name "$1" --uid "$uid" \
+    --container app --command awk \
+    "BEGIN { tag = \"kcr_bench_$1\"; s = \"x\"; while (length(s) < $2) s = s s; print tag, length(s); while (1) system(\"sleep 3600\") }" >/dev/null
+}
 
 # ---------------------------------------------------------------- 2. real checkpoint
 if wants real; then
-  # Pod `mem` on node-local: the Pod object as local-ctl.sh makes it, then its
-  # container replaced by one holding 256 MiB: busybox awk doubles a string to
-  # 2^28 bytes (every byte written) and keeps it while sleeping.
-  echo '{"namespace":"default","name":"mem","containers":["app"]}' | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
-  uid="$(admin_kubectl get pod mem -o jsonpath='{.metadata.uid}')"
-  "$BIN/cri-pod" rm --socket "$CONTAINERD_SOCK" --namespace default --name mem >/dev/null
-  "$BIN/cri-pod" run --socket "$CONTAINERD_SOCK" --namespace default --name mem --uid "$uid" \
-    --container app --command awk \
-    'BEGIN { tag = "kcr_bench_mem"; s = "x"; while (length(s) < 268435456) s = s s; print tag, length(s); while (1) system("sleep 3600") }' >/dev/null
+  mem_pod mem 268435456 # 256 MiB
   bench "real checkpoint: $REAL_ITERATIONS rounds of a 256 MiB container"
   "$BIN/kcr-bench" real --kubectl "$KUBECTL" --kubeconfig "$ALICE" --pod mem --container app \
+    --api subresource \
     --cri-pod "$BIN/cri-pod" --socket "$CONTAINERD_SOCK" --out-dir "$LOCAL/archives" \
     --rss-marker kcr_bench_mem --min-rss-mib 250 --iterations "$REAL_ITERATIONS" | tee -a "$RESULTS"
   "$ROOT/hack/local-ctl.sh" pod-delete default mem
 fi
 
-# ---------------------------------------------------------------- 3. load
-if wants load; then
-  echo instant >"$LOCAL/fake-cri.mode"
-  bench "load: creating $LOAD_PODS pods on node-slow"
+# ---------------------------------------------------------------- 4. real, declarative
+if wants object_real; then
+  bytes=$((OBJECT_REAL_MIB * 1048576))
+  mem_pod bigmem "$bytes"
+  bench "real checkpoint through a PodCheckpoint: $OBJECT_REAL_ITERATIONS rounds of a $OBJECT_REAL_MIB MiB container"
+  "$BIN/kcr-bench" real --kubectl "$KUBECTL" --kubeconfig "$ALICE" --pod bigmem --container app \
+    --api object --archive-root "$LOCAL/kubelet/checkpoints" --admin-kubeconfig "$ADMIN_KUBECONFIG" \
+    --ratio-name object_real_checkpoint --timeout 300 \
+    --cri-pod "$BIN/cri-pod" --socket "$CONTAINERD_SOCK" --out-dir "$LOCAL/archives" \
+    --rss-marker kcr_bench_bigmem --min-rss-mib $((OBJECT_REAL_MIB * 97 / 100)) \
+    --iterations "$OBJECT_REAL_ITERATIONS" | tee -a "$RESULTS"
+  "$ROOT/hack/local-ctl.sh" pod-delete default bigmem
+fi
+
+# The pods load-0.. on node-slow (items 5 and 6).
+load_pods() {
+  admin_kubectl get pod "load-$((LOAD_PODS - 1))" >/dev/null 2>&1 && return 0
+  bench "creating $LOAD_PODS pods on node-slow"
   for i in $(seq 0 $((LOAD_PODS - 1))); do
     printf '{"namespace":"default","name":"load-%d","containers":["app"],"node":"node-slow"}' "$i" \
       | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
   done
+}
+
+# ---------------------------------------------------------------- 3. load
+if wants load; then
+  echo instant >"$LOCAL/fake-cri.mode"
+  load_pods
   for proto in "" --http2; do
     bench "load: $LOAD_ROUNDS bursts of $LOAD_REQUESTS concurrent requests ${proto:-(HTTP/1.1)}"
     # shellcheck disable=SC2086 # $proto is one flag or nothing
@@ -112,7 +170,17 @@ if wants load; then
   echo "load extension_connections_to_apiserver=$(ss -tnpH state established "( dport = :$KCR_APISERVER_PORT )" | grep -c "pid=$ext_pid," || true)" | tee -a "$RESULTS"
 fi
 
-# Peak RSS over the whole run (every phase above).
+# ---------------------------------------------------------------- 6. PodCheckpoints under load
+if wants pcload; then
+  echo instant >"$LOCAL/fake-cri.mode"
+  load_pods
+  bench "pcload: $PCLOAD_OBJECTS PodCheckpoints at once across $LOAD_PODS pods on node-slow"
+  "$BIN/kcr-bench" pcload --kubeconfig "$ADMIN_KUBECONFIG" --pods "$LOAD_PODS" \
+    --objects "$PCLOAD_OBJECTS" --agent-pid-file "$LOCAL/pids/shim-slow" \
+    --checkpoint-dir "$LOCAL/kubelet-slow/checkpoints" --standin-log "$STANDIN_LOG" | tee -a "$RESULTS"
+fi
+
+# Peak RSS over the whole run (every phase above; pcload resets shim-slow's).
 "$BIN/kcr-bench" rss --pids-dir "$LOCAL/pids" \
   --limit extension=64 --limit shim=32 --limit shim-slow=32 | tee -a "$RESULTS"
 

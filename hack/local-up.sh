@@ -23,6 +23,10 @@
 # (checkpoint-creator and nothing else), viewer (the built-in `view` role:
 # reads, no checkpoint), nobody (no rights at all). Creates the demo pod
 # `counter`. hack/local-down.sh stops it all.
+#
+# Knobs (off by default; hack/bench.sh turns it on):
+#   KCR_STANDIN_LOG_JSON=true      the stand-in logs JSON lines (one per request, with
+#                                  its user: what kcr-bench counts)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -86,10 +90,14 @@ PKI="$LOCAL/pki"
 render_policy >"$LOCAL/policy.yaml"
 render_crds >"$LOCAL/crds.yaml"
 render_objects >"$LOCAL/objects.yaml"
+standin_extra=()
+if [ "${KCR_STANDIN_LOG_JSON:-false}" = true ]; then
+  standin_extra+=(--log-json)
+fi
 proc_start standin "$BIN/kube-apiserver-standin" serve \
   --cert-dir "$PKI/apiserver" --port "$KCR_APISERVER_PORT" \
   --request-timeout "${KCR_REQUEST_TIMEOUT:-60s}" \
-  --policy "$LOCAL/policy.yaml" --objects "$LOCAL/crds.yaml" --objects "$LOCAL/objects.yaml" \
+  --policy "$LOCAL/policy.yaml" --objects "$LOCAL/crds.yaml" --objects "$LOCAL/objects.yaml" "${standin_extra[@]}" \
   --service-address "kcr-system/checkpoint-apiserver=127.0.0.1:$KCR_EXTENSION_PORT" \
   --write-kubeconfig "$ADMIN_KUBECONFIG"
 wait_until 30 "kube-apiserver-standin (log: $LOCAL/logs/standin.log)" \

@@ -1,11 +1,14 @@
-//! `kcr-bench`: the performance measurements of issue 7 on the local stack.
+//! `kcr-bench`: the performance measurements of issues 7 and 15 on the local stack.
 //! hack/bench.sh (`make bench`) brings the stack up and runs each subcommand;
 //! every ratio is printed as `ratio NAME VALUE`, the raw figures before it.
 
 mod command;
 mod control;
 mod load;
+mod object;
+mod pcload;
 mod real;
+mod requests;
 mod rss;
 mod stats;
 
@@ -23,8 +26,12 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Control path: `kubectl checkpoint POD` vs `kubectl get pod POD` (fake CRI, instant).
+    /// Control path: `kubectl checkpoint POD` vs `kubectl create --raw` of the same request and `kubectl get pod POD` (fake CRI, instant).
     Control(control::Args),
+    /// The declarative path: `kubectl checkpoint --api=object` vs `--api=subresource` (fake CRI, instant).
+    Object(object::Args),
+    /// PodCheckpoints under load: many created at once on one node, then deleted.
+    Pcload(pcload::Args),
     /// Real checkpoint: `kubectl checkpoint` vs the runtime's CRI CheckpointContainer.
     Real(real::Args),
     /// Load: concurrent checkpoint requests straight to checkpoint-apiserver.
@@ -36,6 +43,8 @@ enum Cmd {
 fn main() -> std::process::ExitCode {
     let result = match Args::parse().command {
         Cmd::Control(a) => control::run(&a),
+        Cmd::Object(a) => object::run(&a),
+        Cmd::Pcload(a) => pcload::run(&a),
         Cmd::Real(a) => real::run(&a),
         Cmd::Load(a) => load::run(&a),
         Cmd::Rss(a) => rss::run(&a),

@@ -2,6 +2,11 @@
 //! holding ~256 MiB of touched memory against the runtime's own CRI
 //! `CheckpointContainer` of the same container (`cri-pod checkpoint`),
 //! interleaved ABBA. Every archive is removed once measured.
+//!
+//! With `--api=object` (issue 15's `object_real_checkpoint`, ≥ 1 GiB) the
+//! plugin goes through a PodCheckpoint: the archive it prints is relative
+//! to the node agent's checkpoint directory (`--archive-root`), and the
+//! objects are deleted after each run (the agent removes their archives).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,12 +51,25 @@ pub struct Args {
     /// Timeout given to both calls (seconds).
     #[arg(long, default_value_t = 120)]
     timeout: u32,
+    /// `kubectl checkpoint --api=…` (object or subresource).
+    #[arg(long, default_value = "subresource")]
+    api: String,
+    /// The node's checkpoint directory: relative archive paths (the object path) are under it.
+    #[arg(long)]
+    archive_root: Option<PathBuf>,
+    /// A kubeconfig that may delete PodCheckpoints (needed with --api=object).
+    #[arg(long)]
+    admin_kubeconfig: Option<PathBuf>,
+    /// The name of the `ratio` line and the prefix of the others.
+    #[arg(long, default_value = "real_checkpoint")]
+    ratio_name: String,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let rss = wait_for_rss(&args.rss_marker, args.min_rss_mib, Duration::from_secs(120))?;
     println!(
-        "real container_rss_mib={:.1} pid={}",
+        "{} container_rss_mib={:.1} pid={}",
+        args.ratio_name,
         rss.kib as f64 / 1024.0,
         rss.pid
     );
@@ -61,6 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     let kubectl = Cmd::new(&args.kubectl)
         .args(["checkpoint", &args.pod, "-c", &args.container])
+        .arg(format!("--api={}", args.api))
         .arg("--kubeconfig")
         .arg(&args.kubeconfig)
         .arg("-n")
@@ -89,7 +108,34 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let mut via_kubectl = || -> anyhow::Result<()> {
             let r = kubectl.run()?;
             let archive = archive_of(&r.stdout)?;
-            let size = take(&archive)?;
+            let size = if archive.is_relative() {
+                let root = args
+                    .archive_root
+                    .as_ref()
+                    .context("the archive path is relative: --archive-root is needed")?;
+                let size = std::fs::metadata(root.join(&archive))
+                    .with_context(|| format!("failed to stat the archive {}", archive.display()))?
+                    .len();
+                let admin = args
+                    .admin_kubeconfig
+                    .as_ref()
+                    .context("--admin-kubeconfig is needed to delete the PodCheckpoints")?;
+                Cmd::new(&args.kubectl)
+                    .args([
+                        "delete",
+                        "podcheckpoints",
+                        "--all",
+                        "--wait=true",
+                        "-n",
+                        &args.namespace,
+                    ])
+                    .arg("--kubeconfig")
+                    .arg(admin)
+                    .run()?;
+                size
+            } else {
+                take(&archive)?
+            };
             if measured {
                 s_kubectl.push(r.wall);
                 size_kubectl.push(size);
@@ -120,16 +166,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let (kb, cb) = (median_u64(&size_kubectl), median_u64(&size_cri));
-    println!("real kubectl_checkpoint {}", s_kubectl.summary());
-    println!("real cri_checkpoint {}", s_cri.summary());
-    println!("real archive_mib kubectl={:.1} cri={:.1}", mib(kb), mib(cb));
+    let part = &args.ratio_name;
     println!(
-        "real throughput_mib_per_s kubectl={:.1} cri={:.1}",
+        "{part} kubectl_checkpoint_{} {}",
+        args.api,
+        s_kubectl.summary()
+    );
+    println!("{part} cri_checkpoint {}", s_cri.summary());
+    println!(
+        "{part} archive_mib kubectl={:.1} cri={:.1}",
+        mib(kb),
+        mib(cb)
+    );
+    println!(
+        "{part} throughput_mib_per_s kubectl={:.1} cri={:.1}",
         mib(kb) / s_kubectl.median().as_secs_f64(),
         mib(cb) / s_cri.median().as_secs_f64()
     );
     println!(
-        "ratio real_checkpoint {:.3}",
+        "ratio {part} {:.3}",
         ratio(s_kubectl.median(), s_cri.median())
     );
     Ok(())

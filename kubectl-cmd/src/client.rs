@@ -29,6 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::diskcache::{self, DiskCache};
 use crate::resource::ResourceKind;
 
 /// Largest response body read from the server.
@@ -191,6 +192,15 @@ pub trait PodClient {
         &self,
         group_version: &str,
     ) -> impl Future<Output = Result<APIResourceList>> + Send;
+    /// Whether every discovery document read so far came from the server
+    /// in this run (client-go's `CachedDiscoveryInterface.Fresh`): when not,
+    /// a "not served" may be a stale cache, worth one retry after
+    /// [`PodClient::invalidate_discovery`].
+    fn discovery_fresh(&self) -> bool {
+        true
+    }
+    /// Read discovery from the server from now on (`Invalidate`).
+    fn invalidate_discovery(&self) {}
 }
 
 /// Whether the caller may do something: what `kubectl auth can-i` asks
@@ -261,6 +271,11 @@ struct NamedMeta {
 
 /// [`PodClient`], [`Checkpointer`], [`PodCheckpoints`] and [`AccessReviewer`]
 /// over a [`kube::Client`].
+///
+/// One client, so one connection: HTTP/2 when the server offers it (ALPN,
+/// as kube-apiserver does), so that concurrent requests share one TLS
+/// connection as client-go's do; discovery documents come from kubectl's
+/// disk cache ([`crate::diskcache`]) when one is given.
 #[derive(Clone)]
 pub struct KubeClient {
     client: kube::Client,
@@ -268,6 +283,7 @@ pub struct KubeClient {
     server: String,
     /// `--request-timeout`: the deadline of every lookup request.
     request_timeout: Option<Duration>,
+    discovery: Option<std::sync::Arc<DiskCache>>,
 }
 
 impl std::fmt::Debug for KubeClient {
@@ -279,15 +295,52 @@ impl std::fmt::Debug for KubeClient {
 }
 
 impl KubeClient {
-    /// Build the client from a loaded configuration.
+    /// Build the client from a loaded configuration, without a discovery cache.
     pub fn new(config: kube::Config, request_timeout: Option<Duration>) -> Result<Self> {
         let server = server_host(&config.cluster_url);
-        let client = kube::Client::try_from(config).map_err(ClientError::Build)?;
+        let client = build_client(config).map_err(ClientError::Build)?;
         Ok(Self {
             client,
             server,
             request_timeout,
+            discovery: None,
         })
+    }
+
+    /// Read and write discovery documents through `cache_dir` (kubectl's
+    /// `~/.kube/cache`): `cache_dir/discovery/<host_port>/`.
+    pub fn with_discovery_cache(mut self, cache_dir: &std::path::Path, cluster_url: &str) -> Self {
+        self.discovery = Some(std::sync::Arc::new(DiskCache::for_server(
+            cache_dir,
+            cluster_url.trim_end_matches('/'),
+        )));
+        self
+    }
+
+    /// A discovery document: from the cache when it holds a valid one,
+    /// else from the server (and kept when it lists something).
+    async fn discovery<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+        listed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        if let Some(cache) = &self.discovery
+            && let Some(bytes) = cache.get(file)
+            && let Ok(doc) = serde_json::from_slice::<T>(&bytes)
+        {
+            return Ok(doc);
+        }
+        let body = self
+            .call(Method::GET, path, None, self.request_timeout)
+            .await?;
+        let doc: T = decode(path, &body)?;
+        if let Some(cache) = &self.discovery
+            && listed(&doc)
+        {
+            cache.put(file, &body);
+        }
+        Ok(doc)
     }
 
     async fn call(
@@ -356,6 +409,44 @@ impl KubeClient {
             .filter(|n| !n.is_empty())
             .collect())
     }
+}
+
+/// kube-rs's client stack (`kube::client::ClientBuilder::try_from`) with a
+/// connector that offers HTTP/2 as well as HTTP/1.1: kube's own offers only
+/// HTTP/1.1, which opens one TLS connection per concurrent request.
+fn build_client(config: kube::Config) -> std::result::Result<kube::Client, kube::Error> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    let tls = config.rustls_client_config()?;
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = rustls_pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+            kube::Error::Service(format!("invalid tls-server-name {name:?}: {e}").into())
+        })?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let https = https.enable_all_versions().wrap_connector(http);
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, kube::client::Body>(https);
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(retry)
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
@@ -575,15 +666,41 @@ impl PodClient for KubeClient {
     }
 
     async fn core_v1_resources(&self) -> Result<APIResourceList> {
-        self.get("/api/v1").await
+        self.discovery(
+            "/api/v1",
+            &diskcache::server_resources("v1"),
+            |l: &APIResourceList| !l.resources.is_empty(),
+        )
+        .await
     }
 
     async fn api_groups(&self) -> Result<APIGroupList> {
-        self.get("/apis").await
+        self.discovery(
+            "/apis",
+            std::path::Path::new(diskcache::SERVER_GROUPS),
+            |l: &APIGroupList| !l.groups.is_empty(),
+        )
+        .await
     }
 
     async fn api_resources(&self, group_version: &str) -> Result<APIResourceList> {
-        self.get(&format!("/apis/{group_version}")).await
+        self.discovery(
+            &format!("/apis/{group_version}"),
+            &diskcache::server_resources(group_version),
+            |l: &APIResourceList| !l.resources.is_empty(),
+        )
+        .await
+    }
+
+    fn discovery_fresh(&self) -> bool {
+        self.discovery.as_ref().is_none_or(|c| c.fresh())
+    }
+
+    fn invalidate_discovery(&self) {
+        if let Some(cache) = &self.discovery {
+            tracing::debug!(dir = %cache.dir().display(), "invalidating the discovery cache");
+            cache.invalidate();
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod client;
 pub mod cmd;
 pub mod completion;
 pub mod config;
+pub mod diskcache;
 pub mod download;
 pub mod endpoint;
 pub mod error;
@@ -72,7 +73,12 @@ where
     let loaded = args.config.load().await?;
     let options = CheckpointOptions::complete(&args, &loaded.namespace)?;
     options.validate()?;
-    let client = KubeClient::new(loaded.config, options.request_timeout).map_err(Error::Client)?;
+    let cluster_url = loaded.config.cluster_url.to_string();
+    let mut client =
+        KubeClient::new(loaded.config, options.request_timeout).map_err(Error::Client)?;
+    if let Some(dir) = diskcache::default_cache_dir() {
+        client = client.with_discovery_cache(&dir, &cluster_url);
+    }
     options.run(&client, out, notices, interrupted).await
 }
 

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::time::Duration;
 
 use api_types::duration::{format_go_duration, parse_seconds_or_duration, whole_seconds_ceil};
@@ -19,7 +20,7 @@ use crate::access::{self, Access};
 use crate::client::{AccessReviewer, Checkpointer, ClientError, PodCheckpoints, PodClient};
 use crate::cmd::CheckpointArgs;
 use crate::download::{self, ArchiveSource};
-use crate::endpoint::{ApiKind, Endpoint, Selected, select_api};
+use crate::endpoint::{ApiKind, Endpoint, EndpointError, Selected, select_api};
 use crate::error::{CheckpointFailure, Error, Forbidden, Result, what};
 use crate::podcheckpoint::{self, ObjectError, Outcome, WaitLimits, object_ref};
 use crate::podcmd::find_or_default_container_by_name;
@@ -73,6 +74,7 @@ pub fn resource_name_arg(args: &CheckpointArgs) -> Result<&str> {
 }
 
 /// The pod to checkpoint and its container, as far as the user may read them.
+#[derive(Debug, Clone)]
 struct Chosen {
     pod: String,
     /// `None`: every container (`--all-containers`), or, on the
@@ -85,6 +87,46 @@ struct Chosen {
 impl Chosen {
     fn unread(&self) -> bool {
         self.object.is_none()
+    }
+}
+
+/// How a checkpoint request ended, when not with an error.
+enum Done {
+    Finished,
+    /// The request answered 404 Not Found: the error to report, unless a
+    /// discovery from the cache chose the wrong API.
+    Stale(Error),
+}
+
+fn is_not_found(e: &ClientError) -> bool {
+    e.server().is_some_and(|s| s.code == 404)
+}
+
+/// The SIGINT future of [`CheckpointOptions::run`], made when first needed
+/// (just before a PodCheckpoint is created) and kept for a retry.
+struct Interrupt<'a> {
+    make: Option<Box<dyn FnOnce() -> Sigint<'a> + 'a>>,
+    armed: Option<Sigint<'a>>,
+}
+
+type Sigint<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+impl<'a> Interrupt<'a> {
+    fn new<F: Future<Output = ()> + 'a>(make: impl FnOnce() -> F + 'a) -> Self {
+        Self {
+            make: Some(Box::new(move || Box::pin(make()))),
+            armed: None,
+        }
+    }
+
+    fn arm(&mut self) -> Pin<&mut (dyn Future<Output = ()> + 'a)> {
+        let make = self.make.take();
+        self.armed
+            .get_or_insert_with(|| match make {
+                Some(make) => make(),
+                None => Box::pin(std::future::pending()),
+            })
+            .as_mut()
     }
 }
 
@@ -236,6 +278,12 @@ impl CheckpointOptions {
     /// `interrupt` is called once, just before a `PodCheckpoint` is
     /// created; the future it returns ends the wait (SIGINT), not the
     /// checkpoint.
+    ///
+    /// Discovery and the pod read do not depend on each other, so they are
+    /// sent together. Discovery may come from kubectl's disk cache: when a
+    /// cached document says the cluster does not serve what is needed, or
+    /// the checkpoint request answers 404, the cache is invalidated and the
+    /// choice made again, once (as kubectl's REST mapper does).
     pub async fn run<F>(
         &self,
         client: &(impl PodClient + Checkpointer + PodCheckpoints + AccessReviewer + ArchiveSource),
@@ -246,11 +294,46 @@ impl CheckpointOptions {
     where
         F: Future<Output = ()>,
     {
-        match select_api(client, self.api).await? {
-            Selected::Object => self.run_object(client, out, notices, interrupt).await,
-            Selected::Subresource(endpoint) => {
-                self.validate_subresource()?;
-                self.run_subresource(client, endpoint, out, notices).await
+        let (selected, lookup) = tokio::join!(
+            select_api(client, self.api),
+            attachable_pod_for_object(client, &self.namespace, &self.resource, notices),
+        );
+        let mut selected = match selected {
+            Err(e) if !matches!(e, EndpointError::Discovery(_)) && !client.discovery_fresh() => {
+                tracing::debug!(error = %e, "discovery from the cache: reading it again");
+                client.invalidate_discovery();
+                select_api(client, self.api).await?
+            }
+            other => other?,
+        };
+        let chosen = self.choose(client, selected, lookup, notices).await?;
+        let mut interrupt = Interrupt::new(interrupt);
+        let mut retried = false;
+        loop {
+            let done = match selected {
+                Selected::Object => {
+                    self.run_object(client, chosen.clone(), out, &mut interrupt)
+                        .await?
+                }
+                Selected::Subresource(endpoint) => {
+                    self.validate_subresource()?;
+                    self.run_subresource(client, endpoint, chosen.clone(), out, notices)
+                        .await?
+                }
+            };
+            match done {
+                Done::Finished => return Ok(()),
+                Done::Stale(source) => {
+                    if retried || client.discovery_fresh() {
+                        return Err(source);
+                    }
+                    tracing::debug!(
+                        "the checkpoint request answered 404 after discovery from the cache: reading it again"
+                    );
+                    retried = true;
+                    client.invalidate_discovery();
+                    selected = select_api(client, self.api).await?;
+                }
             }
         }
     }
@@ -260,11 +343,10 @@ impl CheckpointOptions {
         &self,
         client: &(impl PodClient + Checkpointer + AccessReviewer),
         endpoint: Endpoint,
+        chosen: Chosen,
         out: &mut impl Write,
         notices: &mut impl Write,
-    ) -> Result<()> {
-        let selected = Selected::Subresource(endpoint);
-        let chosen = self.choose(client, selected, notices).await?;
+    ) -> Result<Done> {
         let query = self.request_options(chosen.container.as_deref()).to_query();
         let path = endpoint.path(&self.namespace, &chosen.pod);
         let path = if query.is_empty() {
@@ -293,13 +375,19 @@ impl CheckpointOptions {
                     .await);
             }
             Err(source) => {
-                return Err(Error::Checkpoint(Box::new(CheckpointFailure {
+                let not_found = is_not_found(&source);
+                let e = Error::Checkpoint(Box::new(CheckpointFailure {
                     namespace: self.namespace.clone(),
                     pod: chosen.pod,
                     container: chosen.container,
                     wait,
                     source,
-                })));
+                }));
+                return if not_found {
+                    Ok(Done::Stale(e))
+                } else {
+                    Err(e)
+                };
             }
         };
         if chosen.unread() && chosen.container.is_none() {
@@ -310,22 +398,18 @@ impl CheckpointOptions {
                 self.namespace, chosen.pod, checkpoint.spec.container
             );
         }
-        self.print(&checkpoint, out)
+        self.print(&checkpoint, out).map(|()| Done::Finished)
     }
 
     /// The declarative path: create a `PodCheckpoint`, wait until it is
     /// written, print each container's five lines (or the object).
-    async fn run_object<F>(
+    async fn run_object(
         &self,
         client: &(impl PodClient + PodCheckpoints + AccessReviewer + ArchiveSource),
+        chosen: Chosen,
         out: &mut impl Write,
-        notices: &mut impl Write,
-        interrupt: impl FnOnce() -> F,
-    ) -> Result<()>
-    where
-        F: Future<Output = ()>,
-    {
-        let chosen = self.choose(client, Selected::Object, notices).await?;
+        interrupt: &mut Interrupt<'_>,
+    ) -> Result<Done> {
         let object = podcheckpoint::new_object(
             &self.namespace,
             &chosen.pod,
@@ -333,8 +417,7 @@ impl CheckpointOptions {
             chosen.container.iter().cloned().collect(),
             self.timeout_seconds,
         );
-        let interrupt = interrupt();
-        let mut interrupt = std::pin::pin!(interrupt);
+        let mut interrupt = interrupt.arm();
         let created = tokio::select! {
             biased;
             () = &mut interrupt => {
@@ -355,11 +438,17 @@ impl CheckpointOptions {
                     .await);
             }
             Err(source) => {
-                return Err(self.object_error(ObjectError::Create {
+                let not_found = is_not_found(&source);
+                let e = self.object_error(ObjectError::Create {
                     namespace: self.namespace.clone(),
                     pod: chosen.pod,
                     source,
-                }));
+                });
+                return if not_found {
+                    Ok(Done::Stale(e))
+                } else {
+                    Err(e)
+                };
             }
         };
         let name = created.metadata.name.clone().unwrap_or_default();
@@ -380,7 +469,8 @@ impl CheckpointOptions {
                     api_types::podcheckpoint::GROUP
                 )
                 .map_err(|e| Error::Print(e.into())),
-            };
+            }
+            .map(|()| Done::Finished);
         }
 
         let containers = if chosen.container.is_some() {
@@ -509,7 +599,7 @@ impl CheckpointOptions {
             )
             .await?;
         }
-        Ok(())
+        Ok(Done::Finished)
     }
 
     fn object_error(&self, e: ObjectError) -> Error {
@@ -524,11 +614,10 @@ impl CheckpointOptions {
         &self,
         client: &(impl PodClient + AccessReviewer),
         selected: Selected,
+        lookup: std::result::Result<Pod, PodForObjectError>,
         notices: &mut impl Write,
     ) -> Result<Chosen> {
-        let pod = match attachable_pod_for_object(client, &self.namespace, &self.resource, notices)
-            .await
-        {
+        let pod = match lookup {
             Ok(pod) => pod,
             Err(PodForObjectError::Lookup {
                 verb, kind, source, ..

@@ -95,6 +95,22 @@ impl Fixture {
     }
 }
 
+/// The requests as sent, except that the reads of the pod (and of its
+/// workload), which go out together with discovery, are put just before
+/// the first request that needs both (the first one that is not a GET).
+fn in_order(lines: Vec<String>) -> Vec<String> {
+    let is_read = |l: &String| l.starts_with("GET ") && l.contains("/namespaces/");
+    let first_write = lines
+        .iter()
+        .position(|l| !l.starts_with("GET "))
+        .unwrap_or(lines.len());
+    let (before, after) = lines.split_at(first_write);
+    let mut out: Vec<String> = before.iter().filter(|l| !is_read(l)).cloned().collect();
+    out.extend(before.iter().filter(|l| is_read(l)).cloned());
+    out.extend(after.iter().cloned());
+    out
+}
+
 fn five_lines(ns: &str, pod: &str, container: &str) -> String {
     format!(
         "Node:                  node-1/127.0.0.1\n\
@@ -127,7 +143,7 @@ fn checkpoints_a_pod_and_prints_five_lines() {
     let r = f.run(&["counter"]);
     assert_ok(&r, &five_lines("default", "counter", "app"), "");
     assert_eq!(
-        f.server.request_lines(),
+        in_order(f.server.request_lines()),
         [
             "GET /apis",
             "GET /api/v1",
@@ -302,7 +318,15 @@ fn discovery_errors() {
         &f.run(&["counter"]),
         "error: this cluster does not serve checkpoints: install the checkpoint extension (kubectl apply -k deploy/ from the kubectl-checkpoint repository)\n",
     );
-    assert_eq!(f.server.request_lines(), ["GET /apis", "GET /api/v1"]);
+    // the pod is read together with discovery
+    assert_eq!(
+        in_order(f.server.request_lines()),
+        [
+            "GET /apis",
+            "GET /api/v1",
+            "GET /api/v1/namespaces/default/pods/counter"
+        ]
+    );
 
     let f = Fixture::new(with(cluster(), [Scenario::Extension { gate_on: false }]));
     assert_fails(
@@ -327,7 +351,7 @@ fn without_pod_checkpoints_the_subresource_serves() {
         "",
     );
     assert_eq!(
-        f.server.request_lines()[..2],
+        in_order(f.server.request_lines())[..2],
         ["GET /api/v1", "GET /apis"],
         "forced, the subresource's discovery is what it always was"
     );
@@ -363,7 +387,7 @@ fn core_endpoint_is_preferred_when_discovered() {
         "",
     );
     assert_eq!(
-        f.server.request_lines(),
+        in_order(f.server.request_lines()),
         [
             "GET /apis",
             "GET /api/v1",
@@ -724,6 +748,177 @@ fn checkpoints_over_https() {
             .iter()
             .all(|r| r.authorization.as_deref() == Some("Bearer alice-token"))
     );
+    // One client, so one connection: HTTP/2 when the server offers it, as
+    // kube-apiserver does, so the concurrent discovery and pod reads share it.
+    let versions: Vec<String> = f
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.version.clone())
+        .collect();
+    assert!(versions.iter().all(|v| v == "HTTP/2.0"), "{versions:?}");
+}
+
+/// kubectl's discovery cache of the fixture's server (its `HOME`).
+fn cache_dir(f: &Fixture) -> std::path::PathBuf {
+    let host = f
+        .server
+        .url()
+        .trim_start_matches("http://")
+        .replace(':', "_");
+    f.dir.path().join(".kube/cache/discovery").join(host)
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Discovery is read once and kept where kubectl keeps it
+/// (`~/.kube/cache/discovery/<host_port>/`), private; the next run sends
+/// no discovery request.
+#[test]
+fn discovery_is_cached_like_kubectl() {
+    let f = Fixture::new(ready());
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    let mut first = f.server.request_lines();
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            "GET /api/v1",
+            "GET /api/v1/namespaces/default/pods/counter",
+            "GET /apis",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
+        ]
+    );
+    let dir = cache_dir(&f);
+    for file in [
+        "servergroups.json",
+        "v1/serverresources.json",
+        "subresources.checkpoint.kcr.dev/v1alpha1/serverresources.json",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    for d in [
+        dir.clone(),
+        dir.join("v1"),
+        dir.join("subresources.checkpoint.kcr.dev"),
+        dir.join("subresources.checkpoint.kcr.dev/v1alpha1"),
+        f.dir.path().join(".kube/cache/discovery"),
+        f.dir.path().join(".kube/cache"),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+
+    let before = f.server.request_lines().len();
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    assert_eq!(
+        f.server.request_lines()[before..],
+        [
+            "GET /api/v1/namespaces/default/pods/counter",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
+        ],
+        "a cache hit sends no discovery request"
+    );
+}
+
+/// A cache that names an API the server no longer serves is invalidated
+/// when the request answers 404, and discovery read again, once.
+#[test]
+fn a_stale_cache_is_invalidated_and_read_again() {
+    let f = Fixture::new(ready());
+    let dir = cache_dir(&f);
+    // What a cluster with the PodCheckpoint CRD answered earlier.
+    std::fs::create_dir_all(dir.join("checkpoint.kcr.dev/v1alpha1")).unwrap();
+    std::fs::write(
+        dir.join("servergroups.json"),
+        serde_json::json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": "checkpoint.kcr.dev", "versions": [{"groupVersion": "checkpoint.kcr.dev/v1alpha1", "version": "v1alpha1"}],
+             "preferredVersion": {"groupVersion": "checkpoint.kcr.dev/v1alpha1", "version": "v1alpha1"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("checkpoint.kcr.dev/v1alpha1/serverresources.json"),
+        serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "checkpoint.kcr.dev/v1alpha1",
+            "resources": [{"name": "podcheckpoints", "singularName": "podcheckpoint", "namespaced": true, "kind": "PodCheckpoint",
+                           "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}]})
+        .to_string(),
+    )
+    .unwrap();
+
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    let lines = f.server.request_lines();
+    assert_eq!(
+        lines[..2],
+        [
+            "GET /api/v1/namespaces/default/pods/counter",
+            "POST /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/podcheckpoints",
+        ],
+        "the cache chose the PodCheckpoint: {lines:?}"
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            "GET /apis",
+            "GET /api/v1",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
+        ],
+        "after the 404, discovery from the server"
+    );
+    let groups = std::fs::read_to_string(dir.join("servergroups.json")).unwrap();
+    assert!(
+        groups.contains(api_types::SUBRESOURCES_GROUP)
+            && !groups.contains("\"checkpoint.kcr.dev\""),
+        "the fresh document replaced the stale one: {groups}"
+    );
+
+    // A cache that lists no checkpoint API at all is read again too.
+    std::fs::write(
+        dir.join("servergroups.json"),
+        serde_json::json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let before = f.server.request_lines().len();
+    assert_ok(
+        &f.run(&["counter"]),
+        &five_lines("default", "counter", "app"),
+        "",
+    );
+    let mut lines = f.server.request_lines()[before..].to_vec();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "GET /api/v1",
+            "GET /api/v1/namespaces/default/pods/counter",
+            "GET /apis",
+            "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1",
+            "POST /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/pods/counter/checkpoint?container=app",
+        ],
+        "invalidated, every document is read from the server again, as kubectl does"
+    );
 }
 
 const GROUP: &str = api_types::SUBRESOURCES_GROUP;
@@ -762,7 +957,7 @@ fn a_user_who_may_checkpoint_but_not_read_pods() {
     );
     // as many requests as when the pod can be read: no review on the way
     assert_eq!(
-        f.server.request_lines(),
+        in_order(f.server.request_lines()),
         [
             "GET /apis",
             "GET /api/v1",

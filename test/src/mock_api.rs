@@ -185,6 +185,8 @@ pub struct Recorded {
     pub impersonate_groups: Vec<String>,
     /// The body as JSON; `Null` when empty or not JSON.
     pub body: Value,
+    /// `HTTP/1.1` or `HTTP/2.0`: what the client negotiated.
+    pub version: String,
 }
 
 impl Recorded {
@@ -497,6 +499,7 @@ impl MockApi {
                 impersonate_user: header(&parts.headers, "impersonate-user"),
                 impersonate_groups: headers_all(&parts.headers, "impersonate-group"),
                 body: body.clone(),
+                version: format!("{:?}", parts.version),
             });
         }
         if self.has(|s| matches!(s, Scenario::Unreachable)) {

@@ -133,12 +133,8 @@ async fn handle(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .remove::<AuthenticatedUser>()
         .map(|u| u.0)
         .unwrap_or_default();
-    s.audit.record(AuditEvent {
-        user,
-        code: response.status().as_u16(),
-        ..audit
-    });
     tracing::info!(
+        user = user.as_str(),
         %method,
         path,
         query = query.as_deref().unwrap_or(""),
@@ -147,6 +143,11 @@ async fn handle(State(s): State<Arc<AppState>>, req: Request) -> Response {
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    s.audit.record(AuditEvent {
+        user,
+        code: response.status().as_u16(),
+        ..audit
+    });
     response
 }
 
