@@ -11,8 +11,11 @@
 #   node-gate true|false       restart checkpoint-shim (node-local) with ContainerCheckpoint=...
 #   remove-extension           delete the APIService
 #   restore-extension          register it again and wait for discovery
-#   agent-restart NODE         SIGKILL the node agent (checkpoint-shim) of NODE, as a
-#                              crash would, and start it again with the same flags
+#   agent-restart NODE [FLAG...]
+#                              SIGKILL the node agent (checkpoint-shim) of NODE, as a
+#                              crash would, and start it again with local-up.sh's flags
+#                              plus FLAGs (e.g. --max-archives-per-container=2); FLAGs
+#                              last only until the next agent-restart (none: restored)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -114,7 +117,11 @@ PY
     kill -KILL -- "-$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$LOCAL/pids/$agent"
-    mapfile -t args <"$LOCAL/cmd/$agent"
+    # local-up.sh's command line, kept apart from this restart's extra flags
+    [ -f "$LOCAL/cmd/$agent.base" ] || cp "$LOCAL/cmd/$agent" "$LOCAL/cmd/$agent.base"
+    mapfile -t args <"$LOCAL/cmd/$agent.base"
+    shift
+    args+=("$@")
     proc_start "$agent" "${args[@]}"
     wait_until 30 "$agent" curl -sfk "https://127.0.0.1:$port/healthz"
     ;;
@@ -126,7 +133,7 @@ PY
     wait_until 30 "discovery of subresources.checkpoint.kcr.dev/v1alpha1" admin_kubectl get --raw /apis/subresources.checkpoint.kcr.dev/v1alpha1
     ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1186,3 +1186,387 @@ fn pc07_inspect_an_archive_just_made() {
         "the init process' command line\n{doc:#}"
     );
 }
+
+// ------------------------------------------------------------------------
+// Issue 14, retention on the node agent (node-local: containerd + CRIU):
+// the rules delete objects, the finalizer removes exactly their
+// directories; files the agent did not write stay.
+
+/// The pod of the retention scenarios (its own, so the per-container cap
+/// counts only what these scenarios make).
+const RETAIN: &str = "e2e-retain";
+
+/// The node's checkpoint directory, which these scenarios inspect.
+fn node_dir(cfg: &Config) -> PathBuf {
+    cfg.node_checkpoints_dir.clone().unwrap_or_else(|| {
+        panic!("the config names no nodeCheckpointsDir: retention is proven on the node's files")
+    })
+}
+
+/// `kubectl create` of a PodCheckpoint of `RETAIN`/app with `annotations`
+/// and extra `spec` fields, then wait until it completes.
+fn completed_pc(
+    cfg: &Config,
+    name: &str,
+    annotations: serde_json::Value,
+    spec: serde_json::Value,
+) -> PodCheckpoint {
+    let mut full = serde_json::json!({"sourcePodName": RETAIN, "containers": ["app"]});
+    if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+        full.extend(extra.clone());
+    }
+    let obj = serde_json::json!({
+        "apiVersion": "checkpoint.kcr.dev/v1alpha1",
+        "kind": "PodCheckpoint",
+        "metadata": {"name": name, "namespace": cfg.namespace, "annotations": annotations},
+        "spec": full,
+    });
+    let run = kubectl_stdin(
+        cfg,
+        &cfg.kubeconfig,
+        &["create", "-f", "-"],
+        obj.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+    let pc = wait_pc(cfg, name, Duration::from_secs(60), "finished", finished);
+    let (reason, message) = ready_of(&pc);
+    assert_eq!(reason, "CheckpointCompleted", "{name}: {message}");
+    pc
+}
+
+fn uid_of(pc: &PodCheckpoint) -> String {
+    pc.metadata.uid.clone().expect("uid")
+}
+
+/// The object's archive directory holds exactly the files its status
+/// names, with their digests.
+fn assert_files_of(dir: &Path, pc: &PodCheckpoint) {
+    let status = pc.status.as_ref().expect("status");
+    let mut named = BTreeSet::new();
+    for c in &status.checkpointed_containers {
+        let archive = c.archive.as_ref().expect("archive");
+        let file = on_node(dir, &archive.path);
+        assert_eq!(
+            sha256_hex(&file),
+            archive.sha256,
+            "{} still on the node, unchanged",
+            file.display()
+        );
+        named.insert(file);
+    }
+    let on_disk: BTreeSet<PathBuf> = std::fs::read_dir(dir.join(uid_of(pc)))
+        .unwrap_or_else(|e| panic!("the directory of {:?}: {e}", pc.metadata.name))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(on_disk, named, "{:?}", pc.metadata.name);
+}
+
+/// Whether `kubectl get` says the PodCheckpoint is gone (NotFound).
+fn pc_gone(cfg: &Config, name: &str) -> bool {
+    let run = kubectl(cfg, &["get", "podcheckpoint", "-n", &cfg.namespace, name]).unwrap();
+    if run.ok() {
+        return false;
+    }
+    assert!(run.stderr.contains("(NotFound)"), "{run}");
+    true
+}
+
+/// Wait until the object and its archive directory are both gone.
+fn wait_gone(cfg: &Config, name: &str, dir: &Path, uid: &str, deadline: Instant, why: &str) {
+    loop {
+        if pc_gone(cfg, name) && !dir.join(uid).exists() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "podcheckpoint/{name} or its directory {} still there ({why})",
+            dir.join(uid).display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The (reason, note) of the events regarding PodCheckpoint `name`.
+fn pc_events(cfg: &Config, name: &str) -> Vec<(String, String)> {
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &cfg.viewer_kubeconfig,
+        &[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            &cfg.namespace,
+            "-o",
+            "json",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["regarding"]["kind"] == "PodCheckpoint" && e["regarding"]["name"] == name)
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Wait for an event `reason` on PodCheckpoint `name`; its note.
+fn wait_event(cfg: &Config, name: &str, reason: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = pc_events(cfg, name);
+        if let Some((_, note)) = events.iter().find(|(r, _)| r == reason) {
+            return note.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event on podcheckpoint/{name}: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A file named as the kubelet names its archives, directly in the
+/// checkpoint directory: the agent did not write it and must leave it.
+struct KubeletFile(PathBuf);
+
+impl KubeletFile {
+    fn new(cfg: &Config, dir: &Path) -> Self {
+        let path = dir.join(format!(
+            "checkpoint-{RETAIN}_{}-app-2026-01-02T03:04:{:02}Z.tar",
+            cfg.namespace,
+            std::process::id() % 60
+        ));
+        std::fs::write(&path, b"the kubelet's archive").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self(path)
+    }
+
+    fn assert_kept(&self) {
+        assert_eq!(
+            std::fs::read(&self.0).unwrap_or_else(|e| panic!("{}: {e}", self.0.display())),
+            b"the kubelet's archive",
+            "a file the agent did not write stays"
+        );
+    }
+}
+
+impl Drop for KubeletFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn delete_pc(cfg: &Config, name: &str) {
+    let run = kubectl(
+        cfg,
+        &[
+            "delete",
+            "podcheckpoint",
+            "-n",
+            &cfg.namespace,
+            name,
+            "--ignore-not-found",
+            "--timeout=60s",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+}
+
+/// Issue 14, TTL: `spec.ttlSecondsAfterFinished: 3` deletes the object and
+/// exactly its archive directory a few seconds after completion, with a
+/// `TTLExpired` event; another object's archive and a kubelet-named file in
+/// the checkpoint directory stay.
+#[test]
+fn pc21_ttl_after_finished_deletes_exactly_its_archives() {
+    let (_g, cfg) = setup();
+    let dir = node_dir(cfg);
+    ensure_pod(cfg, &pod(cfg, RETAIN, &["app"]));
+    let kubelet = KubeletFile::new(cfg, &dir);
+    let unique = std::process::id();
+    let keep = format!("e2e-keep-{unique}");
+    let ttl = format!("e2e-ttl-{unique}");
+    let kept = completed_pc(cfg, &keep, serde_json::json!({}), serde_json::json!({}));
+    let short = completed_pc(
+        cfg,
+        &ttl,
+        serde_json::json!({}),
+        serde_json::json!({"ttlSecondsAfterFinished": 3}),
+    );
+    let done = Instant::now();
+    assert_files_of(&dir, &short);
+    let others_before: BTreeSet<PathBuf> = archives(cfg)
+        .into_iter()
+        .filter(|p| !p.ends_with(uid_of(&short)))
+        .collect();
+
+    // gone within a few seconds after the expiry (3 s after completionTime,
+    // which has whole seconds)
+    wait_gone(
+        cfg,
+        &ttl,
+        &dir,
+        &uid_of(&short),
+        done + Duration::from_secs(3 + 10),
+        "ttlSecondsAfterFinished: 3",
+    );
+    let note = wait_event(cfg, &ttl, "TTLExpired");
+    assert!(
+        note.contains("spec.ttlSecondsAfterFinished=3 expired") && note.contains("node-local"),
+        "{note}"
+    );
+    let note = wait_event(cfg, &ttl, "ArchivesDeleted");
+    assert!(note.contains("deleted 1 archive file ("), "{note}");
+
+    // the rest of the checkpoint directory is as it was
+    let others_after: BTreeSet<PathBuf> = archives(cfg).into_iter().collect();
+    assert!(
+        others_before.is_subset(&others_after),
+        "only the expired object's directory went: missing {:?}",
+        others_before.difference(&others_after).collect::<Vec<_>>()
+    );
+    kubelet.assert_kept();
+    assert_files_of(&dir, &get_pc(cfg, &keep));
+    assert_eq!(get_pc(cfg, &keep).metadata.uid, kept.metadata.uid);
+    delete_pc(cfg, &keep);
+}
+
+/// Restarts node-local's agent with extra flags; restores local-up's flags
+/// when dropped (also when the scenario fails), so later scenarios run on
+/// the agent they expect.
+struct AgentFlags<'a> {
+    cfg: &'a Config,
+    node: &'a str,
+}
+
+impl<'a> AgentFlags<'a> {
+    fn set(cfg: &'a Config, node: &'a str, flags: &[&str]) -> Self {
+        let restart = cfg.commands.restart_agent.clone().unwrap_or_else(|| {
+            panic!("the config has no commands.restartAgent (start a node's agent again with extra flags): this scenario needs it")
+        });
+        let mut args = vec![node];
+        args.extend_from_slice(flags);
+        run_command("restartAgent", &restart, &args, None).unwrap_or_else(|e| panic!("{e}"));
+        Self { cfg, node }
+    }
+}
+
+impl Drop for AgentFlags<'_> {
+    fn drop(&mut self) {
+        if let Some(restart) = &self.cfg.commands.restart_agent {
+            let restored = run_command("restartAgent", restart, &[self.node], None);
+            if let Err(e) = restored
+                && !std::thread::panicking()
+            {
+                panic!("restoring the agent's flags: {e}");
+            }
+        }
+    }
+}
+
+/// Issue 14, per-container cap: with `--max-archives-per-container=2`,
+/// three checkpoints of one container leave the two newest objects and
+/// their files; the oldest object and its directory go, with a
+/// `MaxArchivesPerContainerExceeded` event. A pinned object (older than all
+/// three) is kept and does not count.
+#[test]
+fn pc22_max_archives_per_container_keeps_the_newest_and_the_pinned() {
+    let (_g, cfg) = setup();
+    let dir = node_dir(cfg);
+    ensure_pod(cfg, &pod(cfg, RETAIN, &["app"]));
+    let kubelet = KubeletFile::new(cfg, &dir);
+    let _agent = AgentFlags::set(cfg, "node-local", &["--max-archives-per-container=2"]);
+    let unique = std::process::id();
+    let names: Vec<String> = ["pinned", "oldest", "middle", "newest"]
+        .iter()
+        .map(|n| format!("e2e-cap-{n}-{unique}"))
+        .collect();
+    let mut objects = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let annotations = if i == 0 {
+            serde_json::json!({"checkpoint.kcr.dev/pin": "true"})
+        } else {
+            serde_json::json!({})
+        };
+        objects.push(completed_pc(cfg, name, annotations, serde_json::json!({})));
+        // completionTime has whole seconds: one second apart, so "oldest"
+        // is unambiguous
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    wait_gone(
+        cfg,
+        &names[1],
+        &dir,
+        &uid_of(&objects[1]),
+        Instant::now() + Duration::from_secs(20),
+        "the oldest of three with --max-archives-per-container=2",
+    );
+    let note = wait_event(cfg, &names[1], "MaxArchivesPerContainerExceeded");
+    assert!(
+        note.contains(&format!(
+            "container {}/{RETAIN}/app has 2 newer archives",
+            cfg.namespace
+        )) && note.contains("--max-archives-per-container=2"),
+        "{note}"
+    );
+    for i in [0, 2, 3] {
+        let now = get_pc(cfg, &names[i]);
+        assert_eq!(now.metadata.uid, objects[i].metadata.uid, "{}", names[i]);
+        assert!(now.is_ready(), "{}: {:#?}", names[i], now.status);
+        assert_files_of(&dir, &now);
+    }
+    kubelet.assert_kept();
+    for name in &names {
+        delete_pc(cfg, name);
+    }
+}
+
+/// Issue 14, deletion: deleting a PodCheckpoint removes its archive
+/// directory (`ArchivesDeleted`) and nothing else: another object's
+/// archives and the kubelet's file stay.
+#[test]
+fn pc23_deleting_an_object_removes_its_archives_and_no_others() {
+    let (_g, cfg) = setup();
+    let dir = node_dir(cfg);
+    ensure_pod(cfg, &pod(cfg, RETAIN, &["app"]));
+    let kubelet = KubeletFile::new(cfg, &dir);
+    let unique = std::process::id();
+    let gone = format!("e2e-del-{unique}");
+    let keep = format!("e2e-del-keep-{unique}");
+    let deleted = completed_pc(cfg, &gone, serde_json::json!({}), serde_json::json!({}));
+    let kept = completed_pc(cfg, &keep, serde_json::json!({}), serde_json::json!({}));
+    assert_files_of(&dir, &deleted);
+    let before: BTreeSet<PathBuf> = archives(cfg);
+
+    delete_pc(cfg, &gone);
+    // kubectl delete waits for the finalizer: the directory is gone now
+    assert!(pc_gone(cfg, &gone));
+    assert!(
+        !dir.join(uid_of(&deleted)).exists(),
+        "its directory went with it"
+    );
+    let note = wait_event(cfg, &gone, "ArchivesDeleted");
+    assert!(
+        note.contains("deleted 1 archive file (") && note.contains("node-local"),
+        "{note}"
+    );
+    let after = archives(cfg);
+    let expected: BTreeSet<PathBuf> = before
+        .into_iter()
+        .filter(|p| !p.ends_with(uid_of(&deleted)))
+        .collect();
+    assert_eq!(after, expected, "only its directory went");
+    assert_files_of(&dir, &kept);
+    kubelet.assert_kept();
+    delete_pc(cfg, &keep);
+}
