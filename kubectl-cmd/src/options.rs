@@ -312,7 +312,7 @@ impl CheckpointOptions {
         loop {
             let done = match selected {
                 Selected::Object => {
-                    self.run_object(client, chosen.clone(), out, &mut interrupt)
+                    self.run_object(client, chosen.clone(), out, notices, &mut interrupt)
                         .await?
                 }
                 Selected::Subresource(endpoint) => {
@@ -408,6 +408,7 @@ impl CheckpointOptions {
         client: &(impl PodClient + PodCheckpoints + AccessReviewer + ArchiveSource),
         chosen: Chosen,
         out: &mut impl Write,
+        notices: &mut impl Write,
         interrupt: &mut Interrupt<'_>,
     ) -> Result<Done> {
         let object = podcheckpoint::new_object(
