@@ -20,8 +20,8 @@ use crate::leases::{self, KubeLeases};
 use crate::listers::KubeListers;
 use crate::metrics::Metrics;
 use crate::options::Options;
-use crate::turns::ContainerTurns;
 use crate::signer::{ShimCa, ShimSigner};
+use crate::turns::ContainerTurns;
 
 /// Base name of the self-signed pair in `--cert-dir`.
 pub const SELF_SIGNED_NAME: &str = "apiserver";

@@ -36,8 +36,8 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use tokio::net::TcpListener;
 
-use crate::certificate::CertificateManager;
 use crate::archive::{ArchiveServer, KubePodCheckpoints, parse_archive_request};
+use crate::certificate::CertificateManager;
 use crate::config::Config;
 use crate::controller::{self, PodCheckpointController};
 use crate::host::Host;
