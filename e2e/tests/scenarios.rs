@@ -1432,3 +1432,73 @@ fn dl02_refusals_and_bad_input() {
     assert_eq!(left, Vec::<PathBuf>::new(), "no file written");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 14 (b): node-local's agent killed (SIGKILL) and started again
+/// while a download is in flight, one small range at a time: the plugin
+/// asks again from the byte it reached and saves a byte-identical file.
+#[test]
+fn dl03_agent_killed_mid_download_resumes() {
+    let (_g, cfg) = setup();
+    let admin = admin_kubeconfig(cfg);
+    let restart = cfg.commands.restart_agent.clone().unwrap_or_else(|| {
+        panic!("the config has no commands.restartAgent (kill a node's agent and start it again): this scenario needs it")
+    });
+    let (pc, c) = checkpoint_single(cfg);
+    let name = pc.metadata.name.clone().expect("name");
+    let node = pc
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("nodeName");
+    let archive = c.archive.clone().expect("archive");
+    let dir = download_dir("dl03");
+    let file = dir.join("app.tar");
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut child = std::process::Command::new(&cfg.kubectl)
+        .args([
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-f",
+            &file_arg,
+            "--range-size",
+            "1Ki",
+            "--parallel",
+            "1",
+            "--retries",
+            "30",
+        ])
+        .env("KUBECONFIG", &admin)
+        .env("PATH", cfg.path_env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the download of {} bytes ended before the agent could be killed: this scenario needs a bigger archive",
+        archive.size_bytes
+    );
+    run_command("restartAgent", &restart, &[&node], None).unwrap_or_else(|e| panic!("{e}"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the download resumes: {}\n{stderr}",
+        out.status
+    );
+    assert_eq!(
+        sha256_hex(&file),
+        archive.sha256,
+        "byte-identical after the resume"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
