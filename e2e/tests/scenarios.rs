@@ -1373,7 +1373,8 @@ fn dl02_refusals_and_bad_input() {
     let file_arg = file.to_string_lossy().into_owned();
 
     // alice created it, but may not take the memory away
-    let run = checkpoint(cfg, &["download", &name, "-f", &file_arg]);
+    // -c: without it the plugin prints kubectl's `Defaulted container` line first
+    let run = checkpoint(cfg, &["download", &name, "-c", "app", "-f", &file_arg]);
     assert_failed(&run, "forbidden");
     assert!(run.stderr.contains("User \"alice\""), "{run}");
     assert!(
