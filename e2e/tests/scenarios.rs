@@ -1570,3 +1570,320 @@ fn pc23_deleting_an_object_removes_its_archives_and_no_others() {
     kubelet.assert_kept();
     delete_pc(cfg, &keep);
 }
+
+// ---------------------------------------------------------------- downloads (issue 14)
+
+/// The cluster admin's kubeconfig (bound to cluster-admin, so holding
+/// `get podcheckpoints/archive`).
+fn admin_kubeconfig(cfg: &Config) -> PathBuf {
+    cfg.admin_kubeconfig.clone().unwrap_or_else(|| {
+        panic!("the config names no adminKubeconfig: a user allowed to download archives is needed")
+    })
+}
+
+/// A fresh, empty directory for downloaded files.
+fn download_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kcr-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Checkpoint container app of SINGLE through a PodCheckpoint (as alice):
+/// the object and its one container's archive status.
+fn checkpoint_single(
+    cfg: &Config,
+) -> (
+    PodCheckpoint,
+    api_types::podcheckpoint::PodCheckpointContainerStatus,
+) {
+    ensure_pod(cfg, &pod(cfg, SINGLE, &["app"]));
+    let run = checkpoint(cfg, &[SINGLE, "-c", "app", "-o", "json"]);
+    assert!(run.ok(), "{run}");
+    let pc: PodCheckpoint =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
+    let c = pc
+        .status
+        .as_ref()
+        .map(|s| s.checkpointed_containers[0].clone())
+        .expect("status");
+    (pc, c)
+}
+
+/// Issue 14 (a): `kubectl checkpoint download NAME -f FILE`, `-f -` and
+/// `kubectl checkpoint POD --download FILE` of a real archive (containerd +
+/// CRIU) give files byte-identical to the node's, 0600.
+#[test]
+fn dl01_download_a_real_archive() {
+    let (_g, cfg) = setup();
+    let admin = admin_kubeconfig(cfg);
+    let node_dir = cfg.node_checkpoints_dir.clone().unwrap_or_else(|| {
+        panic!("the config names no nodeCheckpointsDir: the download cannot be compared with the node's file")
+    });
+    let (pc, c) = checkpoint_single(cfg);
+    let name = pc.metadata.name.clone().expect("name");
+    let archive = c.archive.clone().expect("archive");
+    let on_disk = on_node(&node_dir, &archive.path);
+    assert_eq!(
+        sha256_hex(&on_disk),
+        archive.sha256,
+        "the node's file is the status' one"
+    );
+    let dir = download_dir("dl01");
+
+    // download NAME -f FILE
+    let file = dir.join("app.tar");
+    let file_arg = file.to_string_lossy().into_owned();
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &admin,
+        &[
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-c",
+            "app",
+            "-f",
+            &file_arg,
+            "--range-size",
+            "64Ki",
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+    assert!(
+        run.stdout.contains(&archive.sha256),
+        "the saved line names the sha256\n{run}"
+    );
+    assert_eq!(
+        sha256_hex(&file),
+        archive.sha256,
+        "byte-identical to the node's file"
+    );
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.len(), u64::try_from(archive.size_bytes).unwrap());
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "downloaded file mode"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left, vec![file.clone()], "no temporary file left");
+
+    // -f -: stdout, in order
+    let out = dir.join("stdout.tar");
+    let status = std::process::Command::new(&cfg.kubectl)
+        .args([
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-f",
+            "-",
+            "--range-size",
+            "64Ki",
+            "--parallel",
+            "3",
+        ])
+        .env("KUBECONFIG", &admin)
+        .env("PATH", cfg.path_env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "download -f - exited {status}");
+    assert_eq!(sha256_hex(&out), archive.sha256, "stdout byte-identical");
+
+    // POD --download FILE: checkpoint and download in one (as the admin,
+    // who may do both)
+    let both = dir.join("both.tar");
+    let both_arg = both.to_string_lossy().into_owned();
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &admin,
+        &[
+            "checkpoint",
+            "-n",
+            &cfg.namespace,
+            SINGLE,
+            "-c",
+            "app",
+            "--download",
+            &both_arg,
+        ],
+    )
+    .unwrap();
+    assert!(run.ok(), "{run}");
+    let five = parse_five_lines(&format!(
+        "{}\n",
+        run.stdout.lines().take(5).collect::<Vec<_>>().join("\n")
+    ))
+    .unwrap_or_else(|| panic!("the five lines first\n{run}"));
+    let node_file = on_node(&node_dir, &five.archive);
+    assert_eq!(
+        sha256_hex(&both),
+        sha256_hex(&node_file),
+        "byte-identical to {}",
+        node_file.display()
+    );
+    assert_eq!(
+        std::fs::metadata(&both).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14 (c, d): alice (checkpoint-creator only) is refused with 403
+/// naming `get podcheckpoints/archive`; an unknown object is 404; a
+/// container not in the object is named with the ones it has. No file is
+/// left in any case.
+#[test]
+fn dl02_refusals_and_bad_input() {
+    let (_g, cfg) = setup();
+    let admin = admin_kubeconfig(cfg);
+    let (pc, _) = checkpoint_single(cfg);
+    let name = pc.metadata.name.clone().expect("name");
+    let dir = download_dir("dl02");
+    let file = dir.join("x.tar");
+    let file_arg = file.to_string_lossy().into_owned();
+
+    // alice created it, but may not take the memory away
+    // -c: without it the plugin prints kubectl's `Defaulted container` line first
+    let run = checkpoint(cfg, &["download", &name, "-c", "app", "-f", &file_arg]);
+    assert_failed(&run, "forbidden");
+    assert!(run.stderr.contains("User \"alice\""), "{run}");
+    assert!(
+        run.stderr.contains("podcheckpoints/archive"),
+        "names the right\n{run}"
+    );
+
+    // unknown object
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &admin,
+        &[
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            "no-such-pc",
+            "-f",
+            &file_arg,
+        ],
+    )
+    .unwrap();
+    assert_failed(&run, "not found");
+    assert!(run.stderr.contains("no-such-pc"), "{run}");
+
+    // a container the object has no archive of
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &admin,
+        &[
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-c",
+            "nope",
+            "-f",
+            &file_arg,
+        ],
+    )
+    .unwrap();
+    assert_failed(&run, "container nope has no archive");
+    assert!(
+        run.stderr.contains("[app]"),
+        "lists the containers it has\n{run}"
+    );
+
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "no file written");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14 (b): node-local's agent killed (SIGKILL) and started again
+/// while a download is in flight, one small range at a time: the plugin
+/// asks again from the byte it reached and saves a byte-identical file.
+#[test]
+fn dl03_agent_killed_mid_download_resumes() {
+    let (_g, cfg) = setup();
+    let admin = admin_kubeconfig(cfg);
+    let restart = cfg.commands.restart_agent.clone().unwrap_or_else(|| {
+        panic!("the config has no commands.restartAgent (kill a node's agent and start it again): this scenario needs it")
+    });
+    let (pc, c) = checkpoint_single(cfg);
+    let name = pc.metadata.name.clone().expect("name");
+    let node = pc
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("nodeName");
+    let archive = c.archive.clone().expect("archive");
+    let dir = download_dir("dl03");
+    let file = dir.join("app.tar");
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut child = std::process::Command::new(&cfg.kubectl)
+        .args([
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-f",
+            &file_arg,
+            "--range-size",
+            "1Ki",
+            "--parallel",
+            "1",
+            "--retries",
+            "30",
+        ])
+        .env("KUBECONFIG", &admin)
+        .env("PATH", cfg.path_env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the download of {} bytes ended before the agent could be killed: this scenario needs a bigger archive",
+        archive.size_bytes
+    );
+    run_command("restartAgent", &restart, &[&node], None).unwrap_or_else(|e| panic!("{e}"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the download resumes: {}\n{stderr}",
+        out.status
+    );
+    assert_eq!(
+        sha256_hex(&file),
+        archive.sha256,
+        "byte-identical after the resume"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
