@@ -143,11 +143,13 @@ async fn discovery_follows_the_extension() {
     ];
     assert_eq!(
         lists(cluster([Scenario::Extension { gate_on: true }])).await,
-        (all.clone(), 200, Some(1))
+        (all.clone(), 200, Some(2)),
+        "pods/checkpoint and podcheckpoints/archive"
     );
     assert_eq!(
         lists(cluster([Scenario::Extension { gate_on: false }])).await,
-        (all.clone(), 200, Some(0))
+        (all.clone(), 200, Some(1)),
+        "podcheckpoints/archive (the gate is the synchronous subresource's)"
     );
     assert_eq!(
         lists(cluster([Scenario::ExtensionUnavailable])).await,
