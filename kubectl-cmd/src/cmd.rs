@@ -171,13 +171,21 @@ pub fn version_text() -> String {
 
 /// The `--help` text, laid out as kubectl lays out a command's help.
 pub fn help_text() -> String {
-    let cmd = CheckpointArgs::command();
+    kubectl_help(&CheckpointArgs::command(), LONG, EXAMPLES, USAGE)
+}
+
+/// A command's `--help` in kubectl's layout: the long description, examples,
+/// each flag as `    -s, --name=default:` with its help on the next line
+/// (sorted by name; booleans `false`, lists `[]`, strings without a default
+/// `''`, `--request-timeout` quoted), then the usage line. Shared by every
+/// subcommand of the plugin.
+pub fn kubectl_help(cmd: &clap::Command, long_help: &str, examples: &str, usage: &str) -> String {
     let mut flags: Vec<&clap::Arg> = cmd
         .get_arguments()
         .filter(|a| !a.is_positional() && !a.is_hide_set())
         .collect();
     flags.sort_by_key(|a| a.get_long().unwrap_or_default().to_owned());
-    let mut out = format!("{LONG}\n\nExamples:\n{EXAMPLES}\n\nOptions:\n");
+    let mut out = format!("{long_help}\n\nExamples:\n{examples}\n\nOptions:\n");
     for arg in flags {
         let long = arg.get_long().unwrap_or_default();
         let name = match arg.get_short() {
@@ -199,7 +207,7 @@ pub fn help_text() -> String {
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
         out.push_str(&format!("    {name}={default}:\n\t{help}\n\n"));
     }
-    out.push_str(&format!("Usage:\n  {USAGE}\n"));
+    out.push_str(&format!("Usage:\n  {usage}\n"));
     out
 }
 

@@ -224,29 +224,7 @@ fn usage(e: clap::Error, last: &str) -> InspectError {
 
 /// The `--help` text, in kubectl's layout.
 pub fn help_text() -> String {
-    let cmd = InspectArgs::command();
-    let mut flags: Vec<&clap::Arg> = cmd
-        .get_arguments()
-        .filter(|a| !a.is_positional() && !a.is_hide_set())
-        .collect();
-    flags.sort_by_key(|a| a.get_long().unwrap_or_default().to_owned());
-    let mut out = format!("{LONG}\n\nExamples:\n{EXAMPLES}\n\nOptions:\n");
-    for arg in flags {
-        let long = arg.get_long().unwrap_or_default();
-        let name = match arg.get_short() {
-            Some(s) => format!("-{s}, --{long}"),
-            None => format!("--{long}"),
-        };
-        let default = if arg.get_action().takes_values() {
-            "''"
-        } else {
-            "false"
-        };
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        out.push_str(&format!("    {name}={default}:\n\t{help}\n\n"));
-    }
-    out.push_str(&format!("Usage:\n  {USAGE}\n"));
-    out
+    crate::cmd::kubectl_help(&InspectArgs::command(), LONG, EXAMPLES, USAGE)
 }
 
 /// `kubectl checkpoint --help` with the subcommand listed, as kubectl lists a command's
