@@ -23,7 +23,9 @@ use api_types::k8s_openapi::api::core::v1::{
 use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use apiserver_ext::Server;
 use apiserver_ext::events::{EventRecorder, PodEvent};
-use apiserver_ext::kubelet_client::{CheckpointCall, Error as KubeletError, KubeletClient};
+use apiserver_ext::kubelet_client::{
+    ArchiveCall, CheckpointCall, Error as KubeletError, KubeletClient, NodeArchive,
+};
 use apiserver_ext::testing::{FakeLeases, FakeListers, Fakes};
 use apiserver_ext::turns::ContainerTurns;
 use apiserver_lib::UserInfo;
@@ -60,6 +62,22 @@ impl KubeletClient for CheckingNode {
                 "/var/lib/kubelet/checkpoints/{}",
                 call.container.archive_file_name(Default::default(), 1)
             ))
+        })
+    }
+
+    /// The fakes hold no PodCheckpoint, so no archive call should get here;
+    /// if one does, it must be well-formed, and the node has no such archive.
+    fn archive<'a>(
+        &'a self,
+        call: &'a ArchiveCall,
+    ) -> Pin<Box<dyn Future<Output = Result<NodeArchive, KubeletError>> + Send + 'a>> {
+        let url = call.url().expect("a node URL");
+        assert!(!url.contains(".."), "{url}");
+        Box::pin(async move {
+            Err(KubeletError::Gone {
+                node: call.node.clone(),
+                message: format!("no archive of podcheckpoint {}/{}", call.namespace, call.name),
+            })
         })
     }
 }
