@@ -511,6 +511,24 @@ impl HttpsKubeletClient {
         })
     }
 
+    /// An empty-bodied request to a node with this client's bearer token (if
+    /// any) and `accept`; the URL was validated by the caller, so what can
+    /// fail is the token.
+    async fn node_request(
+        &self,
+        method: http::Method,
+        url: &str,
+        accept: &str,
+    ) -> Result<http::Request<Full<Bytes>>> {
+        let mut req = http::Request::builder().method(method).uri(url);
+        if let Some(token) = self.token().await? {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        req.header(http::header::ACCEPT, accept)
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| Error::Credentials("the bearer token is not a valid header value".into()))
+    }
+
     async fn token(&self) -> Result<Option<String>> {
         match &self.credentials {
             Credentials::None => Ok(None),
@@ -530,17 +548,9 @@ impl KubeletClient for HttpsKubeletClient {
                 node: call.node.clone(),
                 address: call.address.clone(),
             })?;
-            let mut req = http::Request::post(url.as_str());
-            if let Some(token) = self.token().await? {
-                req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            let req = req
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                // The URL was validated above: what is left is the token.
-                .map_err(|_| {
-                    Error::Credentials("the bearer token is not a valid header value".into())
-                })?;
+            let req = self
+                .node_request(http::Method::POST, &url, "application/json")
+                .await?;
             let unreachable = |reason: String| Error::Unreachable {
                 node: call.node.clone(),
                 endpoint: call.endpoint(),
@@ -567,16 +577,9 @@ impl KubeletClient for HttpsKubeletClient {
                 node: call.node.clone(),
                 address: call.address.clone(),
             })?;
-            let mut req = http::Request::get(url.as_str());
-            if let Some(token) = self.token().await? {
-                req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            let req = req
-                .header(http::header::ACCEPT, api_types::download::OCTET_STREAM)
-                .body(Full::new(Bytes::new()))
-                .map_err(|_| {
-                    Error::Credentials("the bearer token is not a valid header value".into())
-                })?;
+            let req = self
+                .node_request(http::Method::GET, &url, api_types::download::OCTET_STREAM)
+                .await?;
             let unreachable = |reason: String| Error::Unreachable {
                 node: call.node.clone(),
                 endpoint: call.endpoint(),
