@@ -22,7 +22,7 @@ use std::sync::Arc;
 use api_types::download::{self, ArchiveQuery, OCTET_STREAM};
 use api_types::podcheckpoint::{self, PodCheckpoint};
 use api_types::{StatusReason, status, validation};
-use apiserver_lib::authorization::{Attributes, Decision};
+use apiserver_lib::authorization::Attributes;
 use apiserver_lib::{StatusError, UserInfo};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -202,19 +202,7 @@ impl CheckpointREST {
             name: name.to_owned(),
             path: String::new(),
         };
-        match self.authorizer.authorize(&attrs).await {
-            Ok(Decision::Allow) => Ok(()),
-            Ok(Decision::Deny(reason)) => {
-                tracing::info!(user = %attrs.user.name, namespace, name, %reason, "archive read denied");
-                Err(attrs.forbidden(&reason))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "authorization failed");
-                Err(status::service_unavailable(format!(
-                    "the request could not be authorized: {e}"
-                )))
-            }
-        }
+        self.decide(&attrs, "archive read").await
     }
 }
 

@@ -151,10 +151,23 @@ impl CheckpointREST {
             name: pod.to_owned(),
             path: String::new(),
         };
-        match self.authorizer.authorize(&attrs).await {
+        self.decide(&attrs, "checkpoint").await
+    }
+
+    /// The authorizer's decision on `attrs` as the request's answer: a
+    /// denial is a 403 Status naming the right (and an info line saying
+    /// `what` was denied to whom), an authorizer failure a 503.
+    pub(crate) async fn decide(&self, attrs: &Attributes, what: &str) -> Result<(), Status> {
+        match self.authorizer.authorize(attrs).await {
             Ok(Decision::Allow) => Ok(()),
             Ok(Decision::Deny(reason)) => {
-                tracing::info!(user = %attrs.user.name, namespace, pod, %reason, "checkpoint denied");
+                tracing::info!(
+                    user = %attrs.user.name,
+                    namespace = %attrs.namespace,
+                    name = %attrs.name,
+                    %reason,
+                    "{what} denied"
+                );
                 Err(attrs.forbidden(&reason))
             }
             Err(e) => {

@@ -511,6 +511,18 @@ impl HttpsKubeletClient {
         })
     }
 
+    /// Sends a request to a node; a transport failure is `unreachable`'s error.
+    async fn send(
+        &self,
+        req: http::Request<Full<Bytes>>,
+        unreachable: &impl Fn(String) -> Error,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))
+    }
+
     /// An empty-bodied request to a node with this client's bearer token (if
     /// any) and `accept`; the URL was validated by the caller, so what can
     /// fail is the token.
@@ -556,17 +568,9 @@ impl KubeletClient for HttpsKubeletClient {
                 endpoint: call.endpoint(),
                 reason,
             };
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+            let resp = self.send(req, &unreachable).await?;
             let code = resp.status().as_u16();
-            let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
-                .to_bytes();
+            let body = read_answer(resp, &unreachable).await?;
             map_answer(&call.node, code, &body)
         })
     }
@@ -585,18 +589,10 @@ impl KubeletClient for HttpsKubeletClient {
                 endpoint: call.endpoint(),
                 reason,
             };
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+            let resp = self.send(req, &unreachable).await?;
             let code = resp.status().as_u16();
             if code != 200 {
-                let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
-                    .collect()
-                    .await
-                    .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
-                    .to_bytes();
+                let body = read_answer(resp, &unreachable).await?;
                 return Err(map_archive_failure(&call.node, code, &body));
             }
             let header = |name: http::header::HeaderName| {
@@ -621,6 +617,19 @@ impl KubeletClient for HttpsKubeletClient {
             })
         })
     }
+}
+
+/// A node's (error or JSON) answer, at most [`MAX_ANSWER_BYTES`]; a body cut
+/// short is `unreachable`'s error.
+async fn read_answer(
+    resp: http::Response<hyper::body::Incoming>,
+    unreachable: &impl Fn(String) -> Error,
+) -> Result<Bytes> {
+    Ok(Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| unreachable(format!("failed to read the answer: {e}")))?
+        .to_bytes())
 }
 
 #[cfg(test)]
