@@ -36,6 +36,10 @@ use crate::metrics::{self, Metrics};
 
 /// How long the `kube-apiserver` readiness check may take.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping server waits for turns ending in the background
+/// (normally the 1 s spacing; after a node timeout, until the node gave up).
+/// Kubernetes' default termination grace is 30 s.
+const TURNS_GRACE: Duration = Duration::from_secs(15);
 
 /// The running server.
 #[derive(Debug)]
@@ -264,6 +268,17 @@ impl Server {
             flag.store(true, Ordering::SeqCst);
         };
         serve::serve_tls(listener, self.tls.clone(), router, shutdown).await;
+        // Turns that end in the background give their Leases back before
+        // the process goes: a successor (another holder identity) would wait
+        // each one out.
+        let left = self.rest.turns.finish(TURNS_GRACE).await;
+        if left > 0 {
+            tracing::warn!(
+                turns = left,
+                grace = ?TURNS_GRACE,
+                "stopping with container Leases still held; they expire on their own"
+            );
+        }
         let _ = stop.send(true);
         if let Some(task) = signer {
             let _ = task.await;

@@ -16,7 +16,10 @@
 //!   replica and container asks the API server) and released with it.
 //!
 //! A turn ends with [`Turn::end_after`]: in the background, so the answer to
-//! the client is not delayed by the spacing.
+//! the client is not delayed by the spacing. The background endings are
+//! tracked: a server that stops waits for them ([`ContainerTurns::finish`]),
+//! so a replaced replica leaves no Lease behind that its successor (another
+//! holder identity) would have to wait out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +30,7 @@ use api_types::{ContainerRef, status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::checkpoint::human;
 use crate::leases::{self, ContainerLeases, HeldLease};
@@ -102,6 +106,7 @@ pub struct ContainerTurns {
     spacing: Duration,
     leases: Arc<dyn ContainerLeases>,
     slots: Mutex<HashMap<ContainerRef, Arc<Slot>>>,
+    endings: TaskTracker,
 }
 
 /// One container's turn: the local permit and the Lease.
@@ -110,6 +115,7 @@ pub struct Turn {
     permit: Option<OwnedSemaphorePermit>,
     lease: Option<HeldLease>,
     leases: Arc<dyn ContainerLeases>,
+    endings: TaskTracker,
 }
 
 impl ContainerTurns {
@@ -119,7 +125,23 @@ impl ContainerTurns {
             spacing: SPACING,
             leases,
             slots: Mutex::default(),
+            endings: TaskTracker::new(),
         }
+    }
+
+    /// Waits, at most `within`, for the turns that are ending in the
+    /// background to release their Leases (a server calls this once it has
+    /// drained its requests). Returns how many had not ended by then; their
+    /// Leases expire on their own.
+    pub async fn finish(&self, within: Duration) -> usize {
+        self.endings.close();
+        if tokio::time::timeout(within, self.endings.wait())
+            .await
+            .is_err()
+        {
+            return self.endings.len();
+        }
+        0
     }
 
     /// At most `max` requests wait behind the one in progress.
@@ -196,6 +218,7 @@ impl ContainerTurns {
             permit: Some(permit),
             lease: Some(lease),
             leases: self.leases.clone(),
+            endings: self.endings.clone(),
         })
     }
 }
@@ -207,7 +230,7 @@ impl Turn {
         let permit = self.permit.take();
         let lease = self.lease.take();
         let leases = self.leases.clone();
-        tokio::spawn(async move {
+        self.endings.spawn(async move {
             tokio::time::sleep(after).await;
             if let Some(lease) = lease {
                 leases.release(lease).await;
@@ -229,12 +252,15 @@ impl Drop for Turn {
         let leases = self.leases.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move {
-                    if let Some(lease) = lease {
-                        leases.release(lease).await;
-                    }
-                    drop(permit);
-                });
+                self.endings.spawn_on(
+                    async move {
+                        if let Some(lease) = lease {
+                            leases.release(lease).await;
+                        }
+                        drop(permit);
+                    },
+                    &handle,
+                );
             }
             // No runtime: the Lease expires on its own.
             Err(_) => drop(permit),

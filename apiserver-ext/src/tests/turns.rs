@@ -467,3 +467,42 @@ mod kube_leases {
         assert!(api.get_opt(&lease_name(&target)).await.unwrap().is_none());
     }
 }
+
+/// A stopping server waits for the turns ending in the background: their
+/// Leases are gone when it exits, so a successor replica (another holder
+/// identity) does not wait them out.
+#[tokio::test]
+async fn finish_releases_the_leases_of_ending_turns() {
+    let leases = FakeLeases::default();
+    let turns = ContainerTurns::new(Arc::new(leases.clone()));
+    let target = ContainerRef::new("ns", "p", "c");
+    let turn = turns
+        .acquire(
+            &target,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("a free container's turn");
+    assert!(leases.holder(&target).is_some(), "the turn holds the Lease");
+    turn.end_after(Duration::from_millis(200));
+    assert_eq!(turns.finish(Duration::from_secs(5)).await, 0);
+    assert_eq!(
+        leases.holder(&target),
+        None,
+        "released before finish returned"
+    );
+
+    // A turn that would end after the grace is reported, not waited for.
+    let turns = ContainerTurns::new(Arc::new(leases.clone()));
+    let turn = turns
+        .acquire(
+            &target,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("released above");
+    turn.end_after(Duration::from_secs(30));
+    assert_eq!(turns.finish(Duration::from_millis(100)).await, 1);
+}
