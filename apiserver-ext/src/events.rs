@@ -195,9 +195,9 @@ impl EventRecorder for KubeEventRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock_api::{MockApi, Scenario};
     use api_types::status;
     use kcr_testkit::fixtures::running_pod;
+    use kcr_testkit::mock_api::{MockApi, Scenario};
 
     fn now() -> Timestamp {
         "2026-11-27T07:30:01Z".parse().unwrap()
@@ -247,8 +247,8 @@ mod tests {
         let rec = KubeEventRecorder::new(mock.client(), "pod-0");
         let ev = PodEvent::checkpointed(&pod("ns", "p", "u"), "app", "n1", "/a.tar");
         rec.write(&ev).await.unwrap();
-        let recorded = mock.recorded();
-        assert_eq!(recorded[0].line, "POST /api/v1/namespaces/ns/events");
+        let recorded = mock.requests();
+        assert_eq!(recorded[0].line(), "POST /api/v1/namespaces/ns/events");
         assert_eq!(recorded[0].body["reason"], "Checkpointed");
         assert_eq!(recorded[0].body["involvedObject"]["kind"], "Pod");
         assert_eq!(recorded[0].body["reportingInstance"], "pod-0");
@@ -263,11 +263,11 @@ mod tests {
         // record() never fails or panics; it logs.
         rec.record(ev);
         for _ in 0..100 {
-            if mock.requests().len() == 2 {
+            if mock.request_lines().len() == 2 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(mock.requests().len(), 2);
+        assert_eq!(mock.request_lines().len(), 2);
     }
 }

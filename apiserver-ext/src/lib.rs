@@ -45,8 +45,6 @@ pub mod testing;
 pub mod turns;
 
 #[cfg(test)]
-mod mock_api;
-#[cfg(test)]
 mod tests;
 
 pub use config::Config;

@@ -142,14 +142,14 @@ impl PodCheckpointLister for KubeListers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock_api::{MockApi, Scenario};
     use kcr_testkit::fixtures::{node, running_pod};
+    use kcr_testkit::mock_api::{MockApi, Scenario};
 
     #[tokio::test]
     async fn kube_listers_against_the_mock_api_server() {
         let mock = MockApi::new(vec![
-            Scenario::Pod(running_pod("ns", "p", "n1", &["app"])),
-            Scenario::Node(node("n1", &[("InternalIP", "10.0.0.1")], Some(10250))),
+            Scenario::object(&running_pod("ns", "p", "n1", &["app"])),
+            Scenario::object(&node("n1", &[("InternalIP", "10.0.0.1")], Some(10250))),
         ]);
         let listers = KubeListers::new(mock.client());
         let p = listers.get_pod("ns", "p").await.unwrap().unwrap();
@@ -158,7 +158,7 @@ mod tests {
         assert!(listers.get_node("n1").await.unwrap().is_some());
         assert!(listers.get_node("n9").await.unwrap().is_none());
         assert_eq!(
-            mock.requests(),
+            mock.request_lines(),
             vec![
                 "GET /api/v1/namespaces/ns/pods/p",
                 "GET /api/v1/namespaces/ns/pods/ghost",

@@ -1,14 +1,13 @@
 #![allow(clippy::unwrap_used)]
 //! The real startup pipeline — flags → `Options::validate` → `Config::from_options`
-//! → `Server` — against a mock API server (plain HTTP, axum) that publishes
-//! the `extension-apiserver-authentication` ConfigMap, answers TokenReview and
-//! SubjectAccessReview, serves a pod and a node, and takes Events; the node is
+//! → `Server` — against the test kit's mock API server (plain HTTP) that
+//! holds the `extension-apiserver-authentication` ConfigMap, a pod and a
+//! node, answers SubjectAccessReviews, takes Events and Leases; the node is
 //! a fake kubelet over TLS that wants the kubeconfig's bearer token. Then the
 //! binary itself: it serves, and SIGTERM stops it cleanly.
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apiserver_ext::{Config, Options, Server};
@@ -23,12 +22,16 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use kcr_testkit::harness::{InProcess, Process, certs, free_port, identity, wait_ready};
+use kcr_testkit::mock_api::{LEASE_RESOURCE_VERSION, MockApi, MockServer, Scenario};
 use serde_json::{Value, json};
 
-type Log = Arc<Mutex<Vec<(String, Value)>>>;
+/// checkpoint-apiserver's identity towards the API server and the node.
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:kcr-system:checkpoint-apiserver";
 
-/// The mock API server; returns its URL.
-async fn mock_api(proxy_ca: &str, kubelet_port: u16, log: Log) -> String {
+/// The mock API server (plain HTTP): the authentication ConfigMap, a pod on
+/// node-1 whose kubelet listens on `kubelet_port`; the server's token is
+/// `sa-token` and it may do anything; alice may checkpoint, nobody else.
+fn mock_api(proxy_ca: &str, kubelet_port: u16) -> MockServer {
     let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
@@ -52,58 +55,16 @@ async fn mock_api(proxy_ca: &str, kubelet_port: u16, log: Log) -> String {
         "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}
     });
-    let router = Router::new().fallback(move |req: Request| {
-        let (cm, pod, node, log) = (cm.clone(), pod.clone(), node.clone(), log.clone());
-        async move {
-            let method = req.method().clone();
-            let path = req.uri().path().to_owned();
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            log.lock()
-                .unwrap()
-                .push((format!("{method} {path}"), body.clone()));
-            let ok = |v: Value| axum::Json(v).into_response();
-            match (method.as_str(), path.as_str()) {
-                ("GET", "/version") => {
-                    ok(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0",
-                    "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "",
-                    "compiler": "", "platform": "linux/amd64"}))
-                }
-                (
-                    "GET",
-                    "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
-                ) => ok(cm),
-                ("GET", "/api/v1/namespaces/default/pods/web") => ok(pod),
-                ("GET", "/api/v1/nodes/node-1") => ok(node),
-                ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
-                    let allowed = body["spec"]["user"] == "alice";
-                    body["status"] = json!({"allowed": allowed});
-                    ok(body)
-                }
-                ("POST", "/api/v1/namespaces/default/events") => ok(body),
-                // The container's Lease: none yet, created, deleted.
-                ("POST", "/apis/coordination.k8s.io/v1/namespaces/kcr-system/leases") => {
-                    body["metadata"]["resourceVersion"] = json!("7");
-                    (http::StatusCode::CREATED, axum::Json(body)).into_response()
-                }
-                ("DELETE", p) if p.starts_with("/apis/coordination.k8s.io/v1/namespaces/kcr-system/leases/checkpoint-") => {
-                    ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}))
-                }
-                _ => (
-                    http::StatusCode::NOT_FOUND,
-                    axum::Json(
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                        "reason": "NotFound", "code": 404, "message": "not found"}),
-                    ),
-                )
-                    .into_response(),
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
+    MockApi::new([
+        Scenario::Object(cm),
+        Scenario::Object(pod),
+        Scenario::Object(node),
+        Scenario::token("sa-token", SERVICE_ACCOUNT),
+        Scenario::allow_all(SERVICE_ACCOUNT),
+        Scenario::allow_all("alice"),
+    ])
+    .serve()
+    .unwrap()
 }
 
 /// A kubelet that checkpoints only for the bearer token `sa-token`.
@@ -135,16 +96,14 @@ async fn fake_kubelet(ca: &Ca) -> u16 {
     port
 }
 
-fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\nusers:\n- name: u\n  user:\n    token: sa-token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
-        ),
-    )
-    .unwrap();
-    path
+fn kubeconfig(dir: &Path, server: &MockServer) -> std::path::PathBuf {
+    server
+        .kubeconfig()
+        .user("u", Some("sa-token"))
+        .context("x", "mock", "u", None)
+        .current("x")
+        .write(dir)
+        .unwrap()
 }
 
 async fn post(port: u16, server_ca: Option<&str>, proxy: &Pem, user: &str) -> (u16, Value) {
@@ -177,8 +136,7 @@ async fn options_to_config_to_server() {
     let proxy_ca = Ca::new("front-proxy-ca").unwrap();
     let proxy = proxy_ca.client("front-proxy-client", &[]).unwrap();
     let kubelet_port = fake_kubelet(&Ca::new("kubelet-ca").unwrap()).await;
-    let log: Log = Arc::default();
-    let api = mock_api(&proxy_ca.pem.cert, kubelet_port, log.clone()).await;
+    let api = mock_api(&proxy_ca.pem.cert, kubelet_port);
     let kc = kubeconfig(tmp.path(), &api);
     let cert_dir = tmp.path().join("certs");
 
@@ -220,23 +178,17 @@ async fn options_to_config_to_server() {
 
     // What the server asked the API server, in order (events are written in the background).
     for _ in 0..150 {
-        if log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(l, _)| l.starts_with("DELETE "))
-        {
+        if api.requests().iter().any(|r| r.method == "DELETE") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // bob's SubjectAccessReview comes in between: left out.
-    let log: Vec<(String, Value)> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(l, _)| !l.ends_with("/subjectaccessreviews"))
-        .cloned()
+    let log: Vec<(String, Value)> = api
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path_and_query.ends_with("/subjectaccessreviews"))
+        .map(|r| (r.line(), r.body))
         .collect();
     let lines: Vec<&str> = log.iter().map(|(l, _)| l.as_str()).collect();
     let lease =
@@ -268,7 +220,7 @@ async fn options_to_config_to_server() {
     // Released (1 s after the node's answer) only while still ours.
     let deleted = &log[6].1;
     assert_eq!(
-        deleted["preconditions"]["resourceVersion"], "7",
+        deleted["preconditions"]["resourceVersion"], LEASE_RESOURCE_VERSION,
         "{deleted:#}"
     );
     let event = log[5].1.clone();
@@ -283,8 +235,7 @@ async fn options_to_config_to_server() {
 async fn the_binary_serves_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let proxy_ca = Ca::new("front-proxy-ca").unwrap();
-    let log: Log = Arc::default();
-    let api = mock_api(&proxy_ca.pem.cert, 1, log).await;
+    let api = mock_api(&proxy_ca.pem.cert, 1);
     let kc = kubeconfig(tmp.path(), &api);
     let port = free_port();
     let mut child = Process::spawn(

@@ -35,13 +35,5 @@ pub mod serve;
 pub mod status;
 pub mod tls;
 
-/// The former name of [`authentication`], kept while the kube-apiserver
-/// stand-in (`kcr-testkit`, rewritten on another branch) still uses it.
-#[doc(hidden)]
-pub use authentication as authn;
-/// The former name of [`authorization`] (see [`authn`]).
-#[doc(hidden)]
-pub use authorization as authz;
-
 pub use authentication::UserInfo;
 pub use status::StatusError;

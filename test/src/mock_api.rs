@@ -18,7 +18,8 @@
 //!   deployments, ...; a missing one is a 404 Status (`pods "x" not found`);
 //! * TokenReview ([`Scenario::Token`]), SubjectAccessReview and
 //!   SelfSubjectAccessReview (by the same rules as the requests, see below),
-//!   Event creation;
+//!   Event creation, and creating/deleting `coordination.k8s.io` Leases
+//!   (not stored: a create answers [`LEASE_RESOURCE_VERSION`]);
 //! * `POST .../pods/P/checkpoint` in `subresources.checkpoint.kcr.dev/v1alpha1`
 //!   (or the core group): what checkpoint-apiserver answers, from the stored
 //!   pod and node — its options, 404/409/400 checks and container defaulting
@@ -33,9 +34,11 @@
 //! Authorization: without any [`Scenario::Allow`] every user may do
 //! everything (`--authorization-mode=AlwaysAllow`). With at least one, a
 //! user may do what the `Allow`s naming them grant (RBAC rule matching), and
-//! nothing else; discovery and SelfSubjectAccessReviews are open to everyone,
-//! as kube-apiserver's bootstrap roles `system:discovery` and
-//! `system:basic-user` make them. A denied request answers kube-apiserver's
+//! nothing else; discovery, health, `/version` and SelfSubjectAccessReviews
+//! are open to everyone, as kube-apiserver's bootstrap roles
+//! `system:discovery`, `system:public-info-viewer` and `system:basic-user`
+//! make them; another non-resource URL (`/metrics`) needs a rule with
+//! `nonResourceURLs` ([`Scenario::allow_all`] has `*`). A denied request answers kube-apiserver's
 //! 403 Status. The checkpoint POST in the aggregated group is authorised
 //! twice, as on a real cluster: `create pods/checkpoint` in the group by
 //! kube-apiserver, then verb `checkpoint` on core `pods` by the extension's
@@ -92,7 +95,8 @@ use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo as KUser};
 use k8s_openapi::api::authorization::v1::{
-    SelfSubjectAccessReview, SubjectAccessReview, SubjectAccessReviewStatus,
+    NonResourceAttributes, ResourceAttributes, SelfSubjectAccessReview, SubjectAccessReview,
+    SubjectAccessReviewStatus,
 };
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -168,9 +172,12 @@ impl Scenario {
         Scenario::Token(token.to_owned(), UserInfo::new(name, Vec::new()))
     }
 
-    /// The user may do everything.
+    /// The user may do everything (`cluster-admin`: every resource and
+    /// every non-resource URL).
     pub fn allow_all(user: &str) -> Self {
-        Scenario::Allow(user.to_owned(), rule(&["*"], &["*"], &["*"]))
+        let mut everything = rule(&["*"], &["*"], &["*"]);
+        everything.non_resource_urls = Some(vec!["*".to_owned()]);
+        Scenario::Allow(user.to_owned(), everything)
     }
 }
 
@@ -235,7 +242,12 @@ pub const RESOURCES: &[Served] = &[
     served("apps", "daemonsets", "DaemonSet", true),
     served("apps", "replicasets", "ReplicaSet", true),
     served("batch", "jobs", "Job", true),
+    served("coordination.k8s.io", "leases", "Lease", true),
 ];
+
+/// The `resourceVersion` a Lease created on the mock gets (the mock keeps no
+/// state: a created Lease is not stored, a delete always succeeds).
+pub const LEASE_RESOURCE_VERSION: &str = "7";
 
 type Response = http::Response<Full<Bytes>>;
 
@@ -592,6 +604,17 @@ impl MockApi {
                     json_response(201, &body)
                 }
             }
+            // checkpoint-apiserver's per-container Leases: created (and
+            // answered with a resourceVersion), deleted; never stored.
+            ("coordination.k8s.io", "leases", "") if create => {
+                let mut lease = body;
+                lease["metadata"]["resourceVersion"] = json!(LEASE_RESOURCE_VERSION);
+                json_response(201, &lease)
+            }
+            ("coordination.k8s.io", "leases", "") if attrs.verb == "delete" => json_response(
+                200,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ),
             (group, "pods", "checkpoint") => {
                 let served = match (group, self.extension()) {
                     ("", _) => self.has(|s| matches!(s, Scenario::CoreCheckpoint)),
@@ -780,12 +803,39 @@ impl MockApi {
         groups
     }
 
-    fn review_status(&self, user: Option<&str>, attrs: &Value) -> SubjectAccessReviewStatus {
-        let allowed = match (user, serde_json::from_value(attrs.clone())) {
-            (None, _) => true,
-            (Some(user), Ok(attrs)) => self.allows(user, &Attributes::from_review(&attrs)),
-            // non-resource requests (discovery) are open to everyone
-            (Some(_), Err(_)) => true,
+    /// Whether `user` may `verb` the non-resource URL `path`: discovery,
+    /// health and version are open to everyone; anything else (`/metrics`)
+    /// needs a rule with `nonResourceURLs`.
+    pub fn allows_non_resource(&self, user: &str, verb: &str, path: &str) -> bool {
+        let mut rules = self
+            .scenarios
+            .iter()
+            .filter_map(|s| match s {
+                Scenario::Allow(u, r) => Some((u, r)),
+                _ => None,
+            })
+            .peekable();
+        if rules.peek().is_none() || rbac::open_path(path) {
+            return true;
+        }
+        rules.any(|(u, r)| u == user && rbac::non_resource_rule_allows(r, verb, path))
+    }
+
+    fn review_status(
+        &self,
+        user: Option<&str>,
+        resource: Option<&ResourceAttributes>,
+        non_resource: Option<&NonResourceAttributes>,
+    ) -> SubjectAccessReviewStatus {
+        let allowed = match (user, resource, non_resource) {
+            (None, _, _) => true,
+            (Some(user), Some(attrs), _) => self.allows(user, &Attributes::from_review(attrs)),
+            (Some(user), None, Some(n)) => self.allows_non_resource(
+                user,
+                n.verb.as_deref().unwrap_or_default(),
+                n.path.as_deref().unwrap_or_default(),
+            ),
+            (Some(_), None, None) => false,
         };
         SubjectAccessReviewStatus {
             allowed,
@@ -797,15 +847,21 @@ impl MockApi {
     fn subject_access_review(&self, body: Value) -> Response {
         let mut review: SubjectAccessReview = serde_json::from_value(body).unwrap_or_default();
         let user = review.spec.user.clone().unwrap_or_default();
-        let attrs = serde_json::to_value(&review.spec.resource_attributes).unwrap_or_default();
-        review.status = Some(self.review_status(Some(&user), &attrs));
+        review.status = Some(self.review_status(
+            Some(&user),
+            review.spec.resource_attributes.as_ref(),
+            review.spec.non_resource_attributes.as_ref(),
+        ));
         json_response(201, &review)
     }
 
     fn self_subject_access_review(&self, body: Value, caller: Option<&UserInfo>) -> Response {
         let mut review: SelfSubjectAccessReview = serde_json::from_value(body).unwrap_or_default();
-        let attrs = serde_json::to_value(&review.spec.resource_attributes).unwrap_or_default();
-        review.status = Some(self.review_status(caller.map(|u| u.name.as_str()), &attrs));
+        review.status = Some(self.review_status(
+            caller.map(|u| u.name.as_str()),
+            review.spec.resource_attributes.as_ref(),
+            review.spec.non_resource_attributes.as_ref(),
+        ));
         json_response(201, &review)
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apiserver_lib::authn::{Authenticator, RequestHeaderConfig};
+use apiserver_lib::authentication::{Authenticator, RequestHeaderConfig};
 use apiserver_lib::pki::{Ca, Pem};
 use apiserver_lib::serve::{self, PeerCertificates};
 use apiserver_lib::tls::{self, CaVerifier, ServerTrust, ServingCert};

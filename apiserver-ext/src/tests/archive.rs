@@ -132,9 +132,9 @@ async fn ranges_stream_from_the_node_agent() {
     // The SubjectAccessReview: get podcheckpoints/archive in the aggregated group.
     let sar = h
         .api
-        .recorded()
+        .requests()
         .into_iter()
-        .find(|r| r.line.ends_with("/subjectaccessreviews"))
+        .find(|r| r.line().ends_with("/subjectaccessreviews"))
         .unwrap();
     assert_eq!(
         sar.body["spec"]["resourceAttributes"],

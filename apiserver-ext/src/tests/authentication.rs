@@ -17,9 +17,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{As, Harness, assert_status, front_proxy, harness};
-use crate::mock_api::{MockApi, Scenario};
 use crate::options::ApiServerFlags;
 use crate::server::Server;
+use kcr_testkit::mock_api::{MockApi, Scenario};
 
 #[tokio::test]
 async fn forbidden_leaks_nothing_about_the_pod() {
@@ -150,7 +150,7 @@ fn configmap(proxy_ca: &str, client_ca: &str, names: &str) -> ConfigMap {
 async fn configmap_lookup_through_the_mock_api() {
     let proxy = Ca::new("front-proxy-ca").unwrap();
     let client = Ca::new("client-ca").unwrap();
-    let mock = MockApi::new(vec![Scenario::ConfigMap(configmap(
+    let mock = MockApi::new(vec![Scenario::object(&configmap(
         &proxy.pem.cert,
         &client.pem.cert,
         r#"["front-proxy-client"]"#,
@@ -160,7 +160,7 @@ async fn configmap_lookup_through_the_mock_api() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        mock.requests(),
+        mock.request_lines(),
         vec!["GET /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"]
     );
     assert_eq!(sources.allowed_names, vec!["front-proxy-client"]);

@@ -41,9 +41,9 @@ async fn checkpoint_succeeds_and_records() {
     // The SubjectAccessReview asked for verb checkpoint on core pods, with groups and extras.
     let sar = h
         .api
-        .recorded()
+        .requests()
         .into_iter()
-        .find(|r| r.line.ends_with("/subjectaccessreviews"))
+        .find(|r| r.line().ends_with("/subjectaccessreviews"))
         .unwrap();
     assert_eq!(sar.body["spec"]["user"], "alice");
     assert_eq!(

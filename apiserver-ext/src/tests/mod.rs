@@ -42,9 +42,9 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::mock_api::{MockApi, Scenario};
 use crate::server::Server;
 use crate::testing::{FakeListers, Fakes, gates};
+use kcr_testkit::mock_api::{MockApi, Scenario};
 
 const BASE: &str = "/apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces";
 
@@ -110,7 +110,7 @@ fn harness_with(tweak: impl FnOnce(&mut Config)) -> Harness {
     let proxy_ca = Ca::new("front-proxy-ca").unwrap();
     let client_ca = Ca::new("client-ca").unwrap();
     let api = MockApi::new(vec![
-        Scenario::AllowUser("alice".into()),
+        Scenario::allow_all("alice"),
         Scenario::Token(
             "alice-token".into(),
             UserInfo::new("alice", vec!["devs".into()]),

@@ -72,6 +72,35 @@ pub fn rule(verbs: &[&str], api_groups: &[&str], resources: &[&str]) -> PolicyRu
     }
 }
 
+/// Paths every user may GET, as kube-apiserver's bootstrap ClusterRoles
+/// `system:discovery` and `system:public-info-viewer` grant them.
+pub fn open_path(path: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "/api",
+        "/apis",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/version",
+        "/version/",
+        "/openapi",
+    ];
+    const PREFIXES: &[&str] = &["/api/", "/apis/", "/openapi/"];
+    EXACT.contains(&path) || PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// RBAC's `RuleAllows` for a non-resource request (`nonResourceURLs`: an
+/// exact path, or a prefix ending in `*`).
+pub fn non_resource_rule_allows(rule: &PolicyRule, verb: &str, path: &str) -> bool {
+    let verb = rule.verbs.iter().any(|v| v == "*" || v == verb);
+    let url = rule.non_resource_urls.iter().flatten().any(|u| {
+        u == path
+            || u.strip_suffix('*')
+                .is_some_and(|prefix| path.starts_with(prefix))
+    });
+    verb && url
+}
+
 fn has(list: &Option<Vec<String>>, want: &str) -> bool {
     list.iter().flatten().any(|v| v == "*" || v == want)
 }

@@ -254,6 +254,7 @@ async fn tokens_impersonation_and_rbac() {
         ),
         Scenario::Allow("creator".into(), rule(&["checkpoint"], &[""], &["pods"])),
         Scenario::Allow("half".into(), rule(&["create"], &["*"], &["*/checkpoint"])),
+        Scenario::allow_all("root"),
     ];
     let api = cluster(creator);
     let path = format!("{CHECKPOINT}/web-1/checkpoint");
@@ -399,6 +400,33 @@ async fn tokens_impersonation_and_rbac() {
     )
     .await;
     assert_eq!((code, r["status"]["allowed"].clone()), (201, json!(true)));
+
+    // Non-resource URLs: discovery and health are open, /metrics needs a
+    // nonResourceURLs rule (allow_all has `*`).
+    let non_resource = |user: &str, path: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "nonResourceAttributes": {"verb": "get", "path": path}}})
+    };
+    for (user, path, allowed) in [
+        ("creator", "/metrics", false),
+        ("creator", "/healthz", true),
+        ("creator", "/apis/apps/v1", true),
+        ("root", "/metrics", true),
+    ] {
+        let (code, r) = call(
+            &api,
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            &[],
+            non_resource(user, path),
+        )
+        .await;
+        assert_eq!(
+            (code, r["status"]["allowed"].clone()),
+            (201, json!(allowed)),
+            "{user} get {path}"
+        );
+    }
 
     let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "alice-token"}});
     let (_, r) = call(

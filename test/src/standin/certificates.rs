@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use apiserver_lib::StatusError;
-use apiserver_lib::authn::{TokenAuthenticator, UserInfo};
+use apiserver_lib::authentication::{TokenAuthenticator, UserInfo};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
@@ -443,7 +443,7 @@ impl TokenAuthenticator for BoundTokens {
     fn authenticate_token<'a>(
         &'a self,
         token: &'a str,
-    ) -> BoxFuture<'a, apiserver_lib::authn::Result<Option<UserInfo>>> {
+    ) -> BoxFuture<'a, apiserver_lib::authentication::Result<Option<UserInfo>>> {
         Box::pin(async move {
             if let Some(user) = self.user_of(token) {
                 return Ok(Some(user));

@@ -71,7 +71,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver_lib::authn::Authenticator;
+use apiserver_lib::authentication::Authenticator;
 use apiserver_lib::tls::{self, CaVerifier};
 use serde_json::json;
 
@@ -87,7 +87,7 @@ pub enum Error {
     #[error(transparent)]
     Tls(#[from] tls::Error),
     #[error(transparent)]
-    Tokens(#[from] apiserver_lib::authn::TokenFileError),
+    Tokens(#[from] apiserver_lib::authentication::TokenFileError),
     #[error(transparent)]
     Objects(#[from] store::Error),
     #[error(transparent)]
@@ -279,14 +279,16 @@ pub fn build_state(config: &Config, server_address: &str) -> Result<(Pki, AppSta
     )?;
     let static_tokens = match &config.token_auth_file {
         Some(path) => Some(
-            Arc::new(apiserver_lib::authn::StaticTokensForTesting::load(path)?)
-                as Arc<dyn apiserver_lib::authn::TokenAuthenticator>,
+            Arc::new(apiserver_lib::authentication::StaticTokensForTesting::load(
+                path,
+            )?) as Arc<dyn apiserver_lib::authentication::TokenAuthenticator>,
         ),
         None => None,
     };
     let store = Arc::new(store);
     let bound_tokens = Arc::new(certificates::BoundTokens::new(store.clone(), static_tokens));
-    let token = Some(bound_tokens.clone() as Arc<dyn apiserver_lib::authn::TokenAuthenticator>);
+    let token =
+        Some(bound_tokens.clone() as Arc<dyn apiserver_lib::authentication::TokenAuthenticator>);
     let authn = Authenticator {
         request_header: None,
         client_ca: Some(CaVerifier::new(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use api_types::k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec,
 };
-use apiserver_lib::authn::{AUTHENTICATED_GROUP, Authenticator};
+use apiserver_lib::authentication::{AUTHENTICATED_GROUP, Authenticator};
 use apiserver_lib::{StatusError, UserInfo};
 use serde_json::{Value, json};
 

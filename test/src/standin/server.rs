@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver_lib::StatusError;
-use apiserver_lib::authn::Authenticator;
+use apiserver_lib::authentication::Authenticator;
 use apiserver_lib::serve::RemoteAddr;
 use apiserver_lib::status::json_response;
 use axum::Router;
