@@ -92,11 +92,7 @@ impl CheckpointREST {
         name: &str,
     ) -> Result<(NodeArchive, ArchiveCall), Status> {
         let (parts, _) = req.into_parts();
-        let user = parts
-            .extensions
-            .get::<UserInfo>()
-            .cloned()
-            .ok_or_else(status::unauthorized)?;
+        let user = crate::checkpoint::request_user(&parts).map_err(|s| *s)?;
         if parts.method != Method::GET {
             return Err(status::failure(
                 StatusReason::MethodNotAllowed,

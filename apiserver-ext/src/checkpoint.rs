@@ -97,12 +97,7 @@ impl CheckpointREST {
         pod_name: &str,
     ) -> Result<ContainerCheckpoint, Status> {
         let (parts, body) = req.into_parts();
-        // The authentication filter put the user there; nobody else gets here.
-        let user = parts
-            .extensions
-            .get::<UserInfo>()
-            .cloned()
-            .ok_or_else(status::unauthorized)?;
+        let user = request_user(&parts).map_err(|s| *s)?;
         let audit = parts.extensions.get::<AuditContext>().cloned();
         if !self.gate_on() {
             return Err(status::not_found(
@@ -368,7 +363,7 @@ impl CheckpointREST {
                     .checkpoint_duration(StatusReason::Timeout.as_str(), elapsed);
                 return Err(status::timeout(format!(
                     "timed out after {} waiting for node {node_name} to checkpoint container {container} of pod {namespace}/{pod_name}",
-                    human(deadline)
+                    api_types::duration::format_go_duration(deadline)
                 )));
             }
         };
@@ -402,28 +397,12 @@ pub fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-/// `7s`, `1.5s`, `2m5s`.
-pub(crate) fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    let millis = d.subsec_millis();
-    if secs >= 60 {
-        format!("{}m{}s", secs / 60, secs % 60)
-    } else if millis == 0 {
-        format!("{secs}s")
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human;
-    use std::time::Duration;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_secs(7)), "7s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(human(Duration::from_secs(125)), "2m5s");
-    }
+/// The user the authentication filter put on the request, or a 401 (the
+/// filter lets no request without one through).
+pub(crate) fn request_user(parts: &http::request::Parts) -> Result<UserInfo, Box<Status>> {
+    parts
+        .extensions
+        .get::<UserInfo>()
+        .cloned()
+        .ok_or_else(|| Box::new(status::unauthorized()))
 }

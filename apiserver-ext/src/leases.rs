@@ -54,7 +54,7 @@ pub enum Error {
     /// Another replica holds the Lease and it did not free up in time.
     #[error(
         "a checkpoint of container {} of pod {}/{} is in progress (checkpoint-apiserver replica {holder} holds Lease {lease}); checkpoints of one container go to its node one at a time, at least 1s apart; waited {} for its turn; try again later",
-        .target.container, .target.namespace, .target.pod, crate::checkpoint::human(*.waited)
+        .target.container, .target.namespace, .target.pod, api_types::duration::format_go_duration(*.waited)
     )]
     Held {
         target: ContainerRef,

@@ -32,7 +32,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::checkpoint::human;
 use crate::leases::{self, ContainerLeases, HeldLease};
 
 /// The least time between the node's answer to one checkpoint of a
@@ -59,7 +58,7 @@ pub enum Error {
     },
     #[error(
         "a checkpoint of container {} of pod {}/{} is in progress; checkpoints of one container go to its node one at a time, at least 1s apart; waited {} for its turn (the request's timeout, at most --node-queue-timeout); try again later",
-        .target.container, .target.namespace, .target.pod, human(*.waited)
+        .target.container, .target.namespace, .target.pod, api_types::duration::format_go_duration(*.waited)
     )]
     Waited {
         target: ContainerRef,

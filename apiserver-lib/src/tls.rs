@@ -399,16 +399,23 @@ pub fn server_config(
     serving: ServingCert,
     client_cas: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ServerConfig>> {
+    let mut config = server_builder(client_cas)?.with_single_cert(serving.chain, serving.key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The part of a server config before its certificate: protocol versions
+/// and client certificates (requested when `client_cas` is not empty).
+fn server_builder(
+    client_cas: &[CertificateDer<'static>],
+) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
-    let builder = if client_cas.is_empty() {
+    Ok(if client_cas.is_empty() {
         builder.with_no_client_auth()
     } else {
         builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(client_cas)))
-    };
-    let mut config = builder.with_single_cert(serving.chain, serving.key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    })
 }
 
 /// A serving certificate that can be replaced while the server runs: the
@@ -472,14 +479,7 @@ pub fn server_config_reloadable(
     serving: Arc<ReloadableCert>,
     client_cas: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ServerConfig>> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
-    let builder = if client_cas.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(client_cas)))
-    };
-    let mut config = builder.with_cert_resolver(serving);
+    let mut config = server_builder(client_cas)?.with_cert_resolver(serving);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

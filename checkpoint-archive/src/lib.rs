@@ -77,19 +77,25 @@ pub struct Limits {
     pub max_cmdline_total: u64,
 }
 
+impl Limits {
+    /// The limits by default: far above any real dump, far below what
+    /// exhausts memory.
+    pub const DEFAULT: Limits = Limits {
+        max_entries: 100_000,
+        max_tar_header: 1 << 20,
+        max_json: 4 << 20,
+        max_message: 8 << 20,
+        max_processes: 65_536,
+        max_tree_depth: 128,
+        max_pagemap_entries: 1 << 20,
+        max_cmdline: 64 << 10,
+        max_cmdline_total: 4 << 20,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_entries: 100_000,
-            max_tar_header: 1 << 20,
-            max_json: 4 << 20,
-            max_message: 8 << 20,
-            max_processes: 65_536,
-            max_tree_depth: 128,
-            max_pagemap_entries: 1 << 20,
-            max_cmdline: 64 << 10,
-            max_cmdline_total: 4 << 20,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -845,6 +845,38 @@ fn watch_error(e: kube::runtime::watcher::Error, server: &str) -> ClientError {
     }
 }
 
+/// kubectl's rendering of a failed API call (`cmdutil.CheckErr`): server
+/// errors as `Error from server (Reason): message`, connection failures in
+/// kubectl's words.
+pub fn render_client_error(e: &ClientError) -> String {
+    match e {
+        ClientError::Server(s) if s.code == 401 => {
+            format!("error: You must be logged in to the server ({})", s.message)
+        }
+        ClientError::Server(s) if s.reason.is_empty() => {
+            format!("Error from server: {}", s.message)
+        }
+        ClientError::Server(s) => format!("Error from server ({}): {}", s.reason, s.message),
+        ClientError::ConnectionRefused { .. } | ClientError::Unreachable { .. } => e.to_string(),
+        other => format!("error: {}", chain(other)),
+    }
+}
+
+/// An error and its causes, `: `-joined.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 pub mod fake {
     //! An in-memory [`PodClient`] + [`Checkpointer`] for unit tests.

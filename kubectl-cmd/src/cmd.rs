@@ -214,6 +214,11 @@ pub fn kubectl_help(cmd: &clap::Command, long_help: &str, examples: &str, usage:
 /// Turn a clap error into pflag's wording; `last` is the last argument given
 /// (the flag whose value is missing, if one is).
 pub(crate) fn usage_error(e: clap::Error, last: &str) -> Error {
+    Error::Usage(usage_message(e, last))
+}
+
+/// [`usage_error`]'s message (the subcommands wrap it in their own errors).
+pub(crate) fn usage_message(e: clap::Error, last: &str) -> String {
     let context = |kind| e.get(kind).map(|v| v.to_string()).unwrap_or_default();
     let arg = context(ContextKind::InvalidArg);
     // clap writes `--wait[=<WAIT>]` for a flag whose value is optional
@@ -234,7 +239,7 @@ pub(crate) fn usage_error(e: clap::Error, last: &str) -> Error {
         flag = last.to_owned();
     }
     let value = context(ContextKind::InvalidValue);
-    let message = match e.kind() {
+    match e.kind() {
         ErrorKind::UnknownArgument => {
             if let Some(long) = flag.strip_prefix("--") {
                 format!(
@@ -276,8 +281,7 @@ pub(crate) fn usage_error(e: clap::Error, last: &str) -> Error {
             let first = rendered.lines().next().unwrap_or_default();
             first.strip_prefix("error: ").unwrap_or(first).to_owned()
         }
-    };
-    Error::Usage(message)
+    }
 }
 
 /// `--long` or pflag's `'c' in -c` for a short flag.
@@ -287,6 +291,56 @@ fn pflag_name(flag: &str) -> String {
     }
     let short = flag.trim_start_matches('-');
     format!("'{short}' in -{short}")
+}
+
+/// The arguments for the subcommand `name` (program name first) when `argv`
+/// asks for it, by [`subcommand_args`]' rule.
+pub fn subcommand_named(argv: &[OsString], name: &str) -> Option<Vec<OsString>> {
+    let command = CheckpointArgs::command();
+    // A bool like --wait takes its value only after `=`, as pflag's.
+    let takes_value = |arg: Option<&clap::Arg>| {
+        arg.is_some_and(|a| {
+            a.get_action().takes_values() && !a.is_positional() && !a.is_require_equals_set()
+        })
+    };
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        let text = arg.to_string_lossy();
+        if text == "--" {
+            return None;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let has_value = long.contains('=');
+            let flag = command.get_arguments().find(|a| a.get_long() == Some(long));
+            i += if !has_value && takes_value(flag) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if let Some(shorts) = text.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // -c app, -capp, -hc app: a short flag that takes a value ends the group.
+            let mut skip_next = false;
+            for (at, c) in shorts.char_indices() {
+                let flag = command.get_arguments().find(|a| a.get_short() == Some(c));
+                if takes_value(flag) {
+                    skip_next = at + c.len_utf8() == shorts.len();
+                    break;
+                }
+            }
+            i += if skip_next { 2 } else { 1 };
+            continue;
+        }
+        if text != name {
+            return None;
+        }
+        let mut rest = Vec::with_capacity(argv.len() - 1);
+        rest.extend(argv[..i].iter().cloned());
+        rest.extend(argv[i + 1..].iter().cloned());
+        return Some(rest);
+    }
+    None
 }
 
 #[cfg(test)]

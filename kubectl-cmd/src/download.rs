@@ -29,9 +29,9 @@ use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use crate::client::render_client_error;
 use crate::client::{ClientError, KubeClient};
 use crate::config::ConfigFlags;
-use crate::error::render_client_error;
 
 /// The subcommand's name.
 pub const NAME: &str = "download";
@@ -266,7 +266,7 @@ pub fn parse_size(raw: &str) -> Option<u64> {
 
 /// The arguments for `download` (program name first) when `argv` asks for it.
 pub fn subcommand_args(argv: &[OsString]) -> Option<Vec<OsString>> {
-    crate::inspect::subcommand_named(argv, NAME)
+    crate::cmd::subcommand_named(argv, NAME)
 }
 
 /// Run `kubectl checkpoint download` with `argv` ([`subcommand_args`]'s result).
@@ -790,10 +790,7 @@ impl Drop for RemoveOnDrop {
 }
 
 fn usage(e: clap::Error, last: &str) -> DownloadError {
-    match crate::cmd::usage_error(e, last) {
-        crate::error::Error::Usage(message) => DownloadError::Usage(message),
-        other => DownloadError::Usage(other.to_string()),
-    }
+    DownloadError::Usage(crate::cmd::usage_message(e, last))
 }
 
 /// The `--help` text, in kubectl's layout.

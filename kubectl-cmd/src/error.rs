@@ -6,7 +6,7 @@ use api_types::duration::format_go_duration;
 use api_types::validation::ValidationError;
 
 use crate::access::{Access, CREATOR_ROLE, list};
-use crate::client::ClientError;
+use crate::client::{ClientError, chain, render_client_error};
 use crate::config::ConfigError;
 use crate::endpoint::EndpointError;
 use crate::podcheckpoint::ObjectError;
@@ -141,23 +141,6 @@ impl Forbidden {
     }
 }
 
-/// kubectl's rendering of a failed API call (`cmdutil.CheckErr`): server
-/// errors as `Error from server (Reason): message`, connection failures in
-/// kubectl's words.
-pub fn render_client_error(e: &ClientError) -> String {
-    match e {
-        ClientError::Server(s) if s.code == 401 => {
-            format!("error: You must be logged in to the server ({})", s.message)
-        }
-        ClientError::Server(s) if s.reason.is_empty() => {
-            format!("Error from server: {}", s.message)
-        }
-        ClientError::Server(s) => format!("Error from server ({}): {}", s.reason, s.message),
-        ClientError::ConnectionRefused { .. } | ClientError::Unreachable { .. } => e.to_string(),
-        other => format!("error: {}", chain(other)),
-    }
-}
-
 /// A failed checkpoint POST: the server's message as the error (it is about
 /// the checkpoint, not about reading an object), anything else as kubectl words it.
 fn render_checkpoint_error(e: &ClientError) -> String {
@@ -165,21 +148,6 @@ fn render_checkpoint_error(e: &ClientError) -> String {
         ClientError::Server(s) => format!("error: {}", s.message),
         other => render_client_error(other),
     }
-}
-
-/// An error and its causes, `: `-joined.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 impl Error {

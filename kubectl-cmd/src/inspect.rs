@@ -18,7 +18,6 @@ use checkpoint_archive::{Inspection, Options, Process, ProcessTree};
 use clap::{ArgAction, CommandFactory, Parser};
 use serde::Serialize;
 
-use crate::cmd::CheckpointArgs;
 use crate::printer::{OutputFormat, PrintError};
 
 /// The subcommand's name.
@@ -111,57 +110,7 @@ pub enum InspectError {
 /// Flags before it stay (cobra parses them against the subcommand too); `--` ends the
 /// search, so `kubectl checkpoint -- inspect` is the pod `inspect`.
 pub fn subcommand_args(argv: &[OsString]) -> Option<Vec<OsString>> {
-    subcommand_named(argv, NAME)
-}
-
-/// The arguments for the subcommand `name` (program name first) when `argv`
-/// asks for it, by [`subcommand_args`]' rule.
-pub fn subcommand_named(argv: &[OsString], name: &str) -> Option<Vec<OsString>> {
-    let command = CheckpointArgs::command();
-    // A bool like --wait takes its value only after `=`, as pflag's.
-    let takes_value = |arg: Option<&clap::Arg>| {
-        arg.is_some_and(|a| {
-            a.get_action().takes_values() && !a.is_positional() && !a.is_require_equals_set()
-        })
-    };
-    let mut i = 1;
-    while let Some(arg) = argv.get(i) {
-        let text = arg.to_string_lossy();
-        if text == "--" {
-            return None;
-        }
-        if let Some(long) = text.strip_prefix("--") {
-            let has_value = long.contains('=');
-            let flag = command.get_arguments().find(|a| a.get_long() == Some(long));
-            i += if !has_value && takes_value(flag) {
-                2
-            } else {
-                1
-            };
-            continue;
-        }
-        if let Some(shorts) = text.strip_prefix('-').filter(|s| !s.is_empty()) {
-            // -c app, -capp, -hc app: a short flag that takes a value ends the group.
-            let mut skip_next = false;
-            for (at, c) in shorts.char_indices() {
-                let flag = command.get_arguments().find(|a| a.get_short() == Some(c));
-                if takes_value(flag) {
-                    skip_next = at + c.len_utf8() == shorts.len();
-                    break;
-                }
-            }
-            i += if skip_next { 2 } else { 1 };
-            continue;
-        }
-        if text != name {
-            return None;
-        }
-        let mut rest = Vec::with_capacity(argv.len() - 1);
-        rest.extend(argv[..i].iter().cloned());
-        rest.extend(argv[i + 1..].iter().cloned());
-        return Some(rest);
-    }
-    None
+    crate::cmd::subcommand_named(argv, NAME)
 }
 
 /// Run `kubectl checkpoint inspect` with `argv` ([`subcommand_args`]'s result).
@@ -216,10 +165,7 @@ pub fn run(argv: Vec<OsString>, out: &mut impl Write) -> Result<(), InspectError
 
 /// A clap error in pflag's words, with the inspect hint.
 fn usage(e: clap::Error, last: &str) -> InspectError {
-    match crate::cmd::usage_error(e, last) {
-        crate::error::Error::Usage(message) => InspectError::Usage(message),
-        other => InspectError::Usage(other.to_string()),
-    }
+    InspectError::Usage(crate::cmd::usage_message(e, last))
 }
 
 /// The `--help` text, in kubectl's layout.
@@ -608,24 +554,7 @@ pub fn print_document(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> Result<(), PrintError> {
-    match format {
-        OutputFormat::Json => {
-            let mut ser = serde_json::Serializer::with_formatter(
-                &mut *out,
-                serde_json::ser::PrettyFormatter::with_indent(b"    "),
-            );
-            doc.serialize(&mut ser)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Yaml => {
-            let yaml = serde_saphyr::to_string(doc)?;
-            out.write_all(yaml.as_bytes())?;
-            if !yaml.ends_with('\n') {
-                writeln!(out)?;
-            }
-        }
-    }
-    Ok(())
+    crate::printer::print_object(doc, format, out)
 }
 
 #[cfg(test)]
@@ -789,17 +718,7 @@ mod tests {
         stats: true,
         ps_tree: true,
         cmdline: true,
-        limits: checkpoint_archive::Limits {
-            max_entries: 100_000,
-            max_tar_header: 1 << 20,
-            max_json: 4 << 20,
-            max_message: 8 << 20,
-            max_processes: 65_536,
-            max_tree_depth: 128,
-            max_pagemap_entries: 1 << 20,
-            max_cmdline: 64 << 10,
-            max_cmdline_total: 4 << 20,
-        },
+        limits: checkpoint_archive::Limits::DEFAULT,
     };
 
     #[test]

@@ -23,8 +23,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::time::Instant;
 
+use crate::client::render_client_error;
 use crate::client::{ClientError, PodCheckpoints};
-use crate::error::render_client_error;
 
 /// Default of `--claim-timeout`.
 pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(30);

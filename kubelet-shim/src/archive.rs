@@ -39,10 +39,8 @@ use http::{HeaderValue, StatusCode, header};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::controller::archives::is_uid;
-use crate::routes::{MAX_PATH_BYTES, Reject};
+use crate::routes::{ARCHIVE_PREFIX, MAX_PATH_BYTES, Reject};
 
-/// Path prefix of the archive endpoint.
-pub const ARCHIVE_PREFIX: &str = "/podcheckpoints/";
 /// Read buffer of the stream (the memory one download holds).
 pub const STREAM_BUFFER: usize = 256 * 1024;
 

@@ -257,6 +257,15 @@ type BusyGuard = Claim<String>;
 /// An archive path handed to the runtime and not yet settled.
 type Reservation = Claim<PathBuf>;
 
+/// A container that may be checkpointed now: its claim, a node-wide slot,
+/// and the running container ([`Host::claim_running`]).
+struct Claimed {
+    key: String,
+    busy: BusyGuard,
+    slot: OwnedSemaphorePermit,
+    container: Container,
+}
+
 /// What the background task hands back: the runtime's answer and the claims
 /// that must live until the archive is settled.
 #[derive(Debug)]
@@ -317,6 +326,15 @@ impl Host {
         target: &ContainerRef,
         timeout_secs: i64,
     ) -> Result<Archive> {
+        let claimed = self.claim_running(target).await?;
+        self.ensure_dir()?;
+        let reservation = self.reserve(target)?;
+        self.run(claimed, reservation, timeout_secs).await
+    }
+
+    /// The rules every checkpoint starts with: one per container at a time
+    /// (409), the node-wide limit (429), and the container running.
+    async fn claim_running(&self, target: &ContainerRef) -> Result<Claimed> {
         let key = target.to_string();
         let busy = self.claim(&key)?;
         let slot = self
@@ -325,10 +343,12 @@ impl Host {
             .try_acquire_owned()
             .map_err(|_| Error::TooMany(self.config.max_in_flight))?;
         let container = self.find_container(target).await?;
-        self.ensure_dir()?;
-        let reservation = self.reserve(target)?;
-        self.run(key, busy, slot, container, reservation, timeout_secs)
-            .await
+        Ok(Claimed {
+            key,
+            busy,
+            slot,
+            container,
+        })
     }
 
     /// Like [`Host::checkpoint_container`], but the runtime writes to
@@ -343,14 +363,9 @@ impl Host {
         timeout_secs: i64,
         location: PathBuf,
     ) -> Result<(Container, Archive)> {
-        let key = target.to_string();
-        let busy = self.claim(&key)?;
-        let slot = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::TooMany(self.config.max_in_flight))?;
-        let container = self.find_container(target).await?;
+        let claimed = self.claim_running(target).await?;
+        let key = claimed.key.clone();
+        let container = claimed.container.clone();
         let reservation = {
             let mut s = self
                 .state
@@ -365,29 +380,23 @@ impl Host {
                 set: |s| &mut s.reserved,
             }
         };
-        let archive = self
-            .run(
-                key,
-                busy,
-                slot,
-                container.clone(),
-                reservation,
-                timeout_secs,
-            )
-            .await?;
+        let archive = self.run(claimed, reservation, timeout_secs).await?;
         Ok((container, archive))
     }
 
     /// Calls the runtime for a claimed container and settles its archive.
     async fn run(
         &self,
-        key: String,
-        busy: BusyGuard,
-        slot: OwnedSemaphorePermit,
-        container: Container,
+        claimed: Claimed,
         reservation: Reservation,
         timeout_secs: i64,
     ) -> Result<Archive> {
+        let Claimed {
+            key,
+            busy,
+            slot,
+            container,
+        } = claimed;
         let rrt_secs = i64::try_from(self.config.runtime_request_timeout.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);

@@ -151,7 +151,7 @@ pub struct Options {
 
     /// Remove an archive directory (<root-dir>/checkpoints/<uid>/, written by this agent) whose
     /// PodCheckpoint is gone once it has had none for this long (Go duration).
-    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(DEFAULT_ORPHAN_ARCHIVE_GRACE))]
+    #[arg(long, value_name = "DURATION", default_value_t = GoDuration(crate::controller::DEFAULT_ORPHAN_ARCHIVE_GRACE))]
     pub orphan_archive_grace: GoDuration,
 
     /// Never remove archive directories whose PodCheckpoint is gone.
@@ -165,9 +165,6 @@ pub struct Options {
     #[arg(long)]
     pub kubelet_archive_names_for_testing: bool,
 }
-
-/// Default `--orphan-archive-grace`.
-pub const DEFAULT_ORPHAN_ARCHIVE_GRACE: Duration = Duration::from_secs(600);
 
 /// A number of bytes given as a Kubernetes quantity (`50Gi`, `500M`,
 /// `1.5Gi`, `1000`), as `kubectl` and resource limits take them; kept with

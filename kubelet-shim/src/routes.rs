@@ -26,6 +26,9 @@ use api_types::validation::parse_timeout_seconds;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+/// Path prefix of the archive endpoint.
+pub const ARCHIVE_PREFIX: &str = "/podcheckpoints/";
+
 /// Longest request path accepted (valid targets need well under 400 bytes).
 pub const MAX_PATH_BYTES: usize = 1024;
 /// Longest query string accepted.
@@ -82,7 +85,7 @@ impl IntoResponse for Reject {
 pub fn route_of(path: &str) -> &'static str {
     if path.starts_with(CHECKPOINT_PREFIX) {
         "checkpoint"
-    } else if path.starts_with(crate::archive::ARCHIVE_PREFIX) {
+    } else if path.starts_with(ARCHIVE_PREFIX) {
         "archive"
     } else if path == "/metrics" {
         "metrics"

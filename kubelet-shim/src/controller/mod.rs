@@ -82,6 +82,8 @@ use retention::{Held, Orphans, Policy, Rule, Ttl};
 
 /// Default `--max-concurrent-podcheckpoints`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 2;
+/// Default `--orphan-archive-grace`.
+pub const DEFAULT_ORPHAN_ARCHIVE_GRACE: Duration = Duration::from_secs(600);
 /// `reportingController` of the agent's events.
 pub const REPORTING_CONTROLLER: &str = "checkpoint.kcr.dev/checkpoint-shim";
 /// The message of a checkpoint a restarted agent found unfinished.
@@ -194,7 +196,7 @@ impl Settings {
             missing_pod_recheck: Duration::from_secs(300),
             retention: Policy::default(),
             max_archive_bytes_flag: "0".into(),
-            orphan_grace: Some(crate::options::DEFAULT_ORPHAN_ARCHIVE_GRACE),
+            orphan_grace: Some(DEFAULT_ORPHAN_ARCHIVE_GRACE),
             clock: Arc::new(SystemClock),
         }
     }
