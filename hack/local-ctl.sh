@@ -16,6 +16,8 @@
 #                              crash would, and start it again with local-up.sh's flags
 #                              plus FLAGs (e.g. --max-archives-per-container=2); FLAGs
 #                              last only until the next agent-restart (none: restored)
+#   agent-stop NODE            SIGKILL NODE's agent and leave it down (agent-restart
+#                              NODE starts it again)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib/env.sh
@@ -27,6 +29,16 @@ socket_of_node() {
     node-slow) echo "$FAKE_CRI_SOCK" ;;
     *) echo "$CONTAINERD_SOCK" ;;
   esac
+}
+
+# SIGKILL an agent's process group, as a crash would; nothing if it is down.
+kill_agent() {
+  local agent="$1" pid
+  [ -f "$LOCAL/pids/$agent" ] || return 0
+  pid="$(cat "$LOCAL/pids/$agent")"
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$LOCAL/pids/$agent"
 }
 
 # The local stack's process name of NODE's agent, and its port.
@@ -111,12 +123,13 @@ PY
     proc_start shim "${args[@]}"
     wait_until 30 "checkpoint-shim" curl -sfk "https://127.0.0.1:$KCR_SHIM_PORT/healthz"
     ;;
+  agent-stop)
+    read -r agent _ <<<"$(agent_of_node "${1:-}")"
+    kill_agent "$agent"
+    ;;
   agent-restart)
     read -r agent port <<<"$(agent_of_node "${1:-}")"
-    pid="$(cat "$LOCAL/pids/$agent")"
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$LOCAL/pids/$agent"
+    kill_agent "$agent"
     # local-up.sh's command line, kept apart from this restart's extra flags
     [ -f "$LOCAL/cmd/$agent.base" ] || cp "$LOCAL/cmd/$agent" "$LOCAL/cmd/$agent.base"
     mapfile -t args <"$LOCAL/cmd/$agent.base"

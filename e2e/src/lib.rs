@@ -128,6 +128,10 @@ pub struct Commands {
     /// shutdown) and start it again; gets `NODE`; returns once it serves.
     #[serde(default)]
     pub restart_agent: Option<CommandLine>,
+    /// Kill the node agent of a node (SIGKILL) and leave it down; gets
+    /// `NODE`. `restartAgent` starts it again.
+    #[serde(default)]
+    pub stop_agent: Option<CommandLine>,
 }
 
 /// A pod to create for a scenario.
@@ -215,6 +219,7 @@ impl Config {
         ]
         .into_iter()
         .chain(cfg.commands.restart_agent.as_mut())
+        .chain(cfg.commands.stop_agent.as_mut())
         {
             if let Some(first) = cmd.first_mut() {
                 let mut p = PathBuf::from(&*first);
@@ -546,6 +551,14 @@ mod tests {
                 .and_then(|c| c.last())
                 .map(String::as_str),
             Some("agent-restart")
+        );
+        assert_eq!(
+            cfg.commands
+                .stop_agent
+                .as_ref()
+                .and_then(|c| c.last())
+                .map(String::as_str),
+            Some("agent-stop")
         );
         assert_eq!(cfg.slow_node_checkpoints_dir, Some(dir.join("slow")));
         // no users/admin.kubeconfig: no admin in the config

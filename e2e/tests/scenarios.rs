@@ -1452,6 +1452,11 @@ struct AgentFlags<'a> {
 }
 
 impl<'a> AgentFlags<'a> {
+    /// Only the restore: for a scenario that stopped the agent itself.
+    fn restore_on_drop(cfg: &'a Config, node: &'a str) -> Self {
+        Self { cfg, node }
+    }
+
     fn set(cfg: &'a Config, node: &'a str, flags: &[&str]) -> Self {
         let restart = cfg.commands.restart_agent.clone().unwrap_or_else(|| {
             panic!("the config has no commands.restartAgent (start a node's agent again with extra flags): this scenario needs it")
@@ -1886,6 +1891,67 @@ fn dl03_agent_killed_mid_download_resumes() {
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14: a node agent that stays down — the plugin retries, then fails
+/// naming the node, and leaves nothing under the final name (nor its
+/// temporary file).
+#[test]
+fn dl04_agent_down_fails_naming_the_node() {
+    let (_g, cfg) = setup();
+    let admin = admin_kubeconfig(cfg);
+    let stop = cfg.commands.stop_agent.clone().unwrap_or_else(|| {
+        panic!("the config has no commands.stopAgent (kill a node's agent and leave it down): this scenario needs it")
+    });
+    let (pc, _) = checkpoint_single(cfg);
+    let name = pc.metadata.name.clone().expect("name");
+    let node = pc
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("nodeName");
+    let dir = download_dir("dl04");
+    let file = dir.join("app.tar");
+    let file_arg = file.to_string_lossy().into_owned();
+
+    run_command("stopAgent", &stop, &[&node], None).unwrap_or_else(|e| panic!("{e}"));
+    // Started again (with local-up's flags) however this scenario ends.
+    let _restart = AgentFlags::restore_on_drop(cfg, &node);
+    let run = kubectl_as(
+        cfg,
+        &cfg.kubectl,
+        &admin,
+        &[
+            "checkpoint",
+            "download",
+            "-n",
+            &cfg.namespace,
+            &name,
+            "-f",
+            &file_arg,
+            "--retries",
+            "2",
+        ],
+    )
+    .unwrap();
+    assert!(
+        !run.ok(),
+        "the download fails while the agent is down\n{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!("from node {node}"))
+            && run.stderr.contains("3 attempts failed"),
+        "the error names the node and the attempts\n{run}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing left in the target directory: {left:?}\n{run}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

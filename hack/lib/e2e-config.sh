@@ -55,7 +55,8 @@ write_e2e_config() {
       "  nodeGate: \(cmd("node-gate"))",
       "  removeExtension: \(cmd("remove-extension"))",
       "  restoreExtension: \(cmd("restore-extension"))",
-      "  restartAgent: \(cmd("agent-restart"))"'
+      "  restartAgent: \(cmd("agent-restart"))",
+      "  stopAgent: \(cmd("agent-stop"))"'
   } >"$file.tmp" || { rm -f "$file.tmp"; return 1; }
   mv "$file.tmp" "$file"
 }
