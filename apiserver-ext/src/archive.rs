@@ -30,9 +30,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
 use crate::checkpoint::{CheckpointREST, decode};
-use crate::kubelet_client::{
-    self, ArchiveCall, CONNECT_TIMEOUT, NodeArchive, node_address, node_port,
-};
+use crate::kubelet_client::{self, ArchiveCall, CONNECT_TIMEOUT, NodeArchive, node_address};
 
 /// How long the node agent may take to start answering (headers).
 pub const NODE_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -164,7 +162,7 @@ impl CheckpointREST {
         let call = ArchiveCall {
             node: node_name.clone(),
             address: node_address(&node, &self.kubelet.address_types).map_err(|e| e.status())?,
-            port: node_port(&node, self.kubelet.port),
+            port: self.kubelet.agent_port(&node),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             query,

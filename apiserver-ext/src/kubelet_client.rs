@@ -288,6 +288,8 @@ pub struct KubeletClientConfig {
     pub address_types: Vec<AddressType>,
     /// `--kubelet-port`; `None`: the node's published port.
     pub port: Option<u16>,
+    /// `--node-agent-port` (archives); `None`: the port of checkpoint calls.
+    pub agent_port: Option<u16>,
     /// The runtime timeout assumed when a request gives none.
     pub request_timeout: Duration,
     /// Added to the request's timeout to bound the node call.
@@ -306,6 +308,7 @@ impl Default for KubeletClientConfig {
                 AddressType::Hostname,
             ],
             port: None,
+            agent_port: None,
             request_timeout: api_types::timeouts::DEFAULT_RUNTIME_REQUEST_TIMEOUT,
             timeout_margin: api_types::timeouts::DEFAULT_KUBELET_TIMEOUT_MARGIN,
             max_checkpoints_per_node: 2,
@@ -319,6 +322,14 @@ impl KubeletClientConfig {
     pub fn call_deadline(&self, timeout_seconds: i64) -> Duration {
         api_types::timeouts::Deadlines::new(timeout_seconds, self.request_timeout).runtime()
             + self.timeout_margin
+    }
+
+    /// The port of `node`'s agent, which serves the archives of
+    /// PodCheckpoints: `--node-agent-port`, else that of checkpoint calls
+    /// (the agent is the node endpoint in shim mode and on the local stack).
+    pub fn agent_port(&self, node: &Node) -> u16 {
+        self.agent_port
+            .unwrap_or_else(|| node_port(node, self.port))
     }
 
     /// Where to call the checkpoint of `container` on `node` (the address of
@@ -706,6 +717,13 @@ mod tests {
 
         assert_eq!(node_port(&n, None), 10250);
         assert_eq!(node_port(&n, Some(10350)), 10350);
+        // Archives: the agent's port when given, else that of checkpoints.
+        let mut config = KubeletClientConfig::default();
+        assert_eq!(config.agent_port(&n), 10250);
+        config.port = Some(10351);
+        assert_eq!(config.agent_port(&n), 10351);
+        config.agent_port = Some(10350);
+        assert_eq!(config.agent_port(&n), 10350);
         assert_eq!(node_port(&node("n2", &[], Some(12345)), None), 12345);
         assert_eq!(node_port(&node("n2", &[], Some(0)), None), 10250);
         assert_eq!(node_port(&node("n2", &[], Some(-1)), None), 10250);

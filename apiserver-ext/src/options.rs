@@ -150,6 +150,12 @@ pub struct KubeletClientOptions {
     #[arg(long, value_name = "PORT")]
     pub kubelet_port: Option<u16>,
 
+    /// Port of the node agent (checkpoint-shim, deploy/shim: 10350), which serves the
+    /// archives of PodCheckpoints (podcheckpoints/archive); set it where the kubelet serves
+    /// the checkpoints themselves [default: the port of checkpoint calls].
+    #[arg(long, value_name = "PORT")]
+    pub node_agent_port: Option<u16>,
+
     /// CA bundle that kubelet serving certificates must chain to [default: the cluster CA of
     /// --kubeconfig].
     #[arg(long, value_name = "FILE")]
@@ -352,6 +358,7 @@ impl KubeletClientOptions {
                 .address_types()
                 .unwrap_or_else(|_| KubeletClientConfig::default().address_types),
             port: self.kubelet_port,
+            agent_port: self.node_agent_port,
             request_timeout: self.kubelet_request_timeout.get(),
             timeout_margin: self.kubelet_timeout_margin.get(),
             max_checkpoints_per_node: self.max_checkpoints_per_node,

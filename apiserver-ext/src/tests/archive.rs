@@ -156,6 +156,28 @@ async fn a_range_is_capped() {
     assert_eq!(headers[header::CONTENT_RANGE], "bytes 3-6/10");
 }
 
+/// `--node-agent-port`: archives come from the agent also where checkpoints
+/// go to the kubelet's port.
+#[tokio::test]
+async fn archives_go_to_the_node_agent_port() {
+    let h = super::harness_with(|c| {
+        c.rest.kubelet.port = Some(10250);
+        c.rest.kubelet.agent_port = Some(10350);
+    });
+    h.fakes
+        .listers
+        .put_pod_checkpoint(pc("one", "n1", &["app"], true));
+    h.fakes
+        .kubelet_client
+        .put_archive("ns", "one", "app", b"0123456789".to_vec());
+    let (code, _, _) = get(&h, alice(), "one", "offset=0&length=2").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.fakes.kubelet_client.archive_calls()[0].port, 10350);
+    let (code, _) = h.checkpoint("single", "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.fakes.kubelet_client.calls()[0].port, 10250);
+}
+
 #[tokio::test]
 async fn every_status_of_a_download() {
     let h = setup();
