@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use api_types::pod_checkpoint_path;
 
-use crate::command::Cmd;
+use crate::command::{Cmd, Spacing};
 use crate::requests::{Log, breakdown, print_breakdown};
 use crate::stats::{Samples, a_first, ms, ratio};
 
@@ -107,10 +107,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (mut s_get, mut s_ckpt, mut s_raw, mut s_direct, mut s_version) = Default::default();
     let mut direct_requests = Vec::new();
     let total = args.warmup + args.iterations;
+    // Every command but `get pod` and `--version` checkpoints the pod's
+    // container through the extension: each waits out the spacing first.
+    let mut spacing = Spacing::default();
     for i in 0..total {
         let measured = i >= args.warmup;
-        let record = |cmd: &Cmd, into: &mut Samples| -> anyhow::Result<()> {
-            let r = cmd.run()?;
+        let mut record = |cmd: &Cmd, into: &mut Samples| -> anyhow::Result<()> {
+            let checkpoints = !std::ptr::eq(cmd, &get) && !std::ptr::eq(cmd, &version);
+            let r = if checkpoints {
+                spacing.run(cmd)?
+            } else {
+                cmd.run()?
+            };
             if measured {
                 into.push(r.wall);
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::command::Cmd;
+use crate::command::{Cmd, Spacing};
 use crate::requests::{Log, Request, breakdown, print_breakdown};
 use crate::stats::{Samples, a_first, ratio};
 
@@ -139,6 +139,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut phase_samples: [Samples; 4] = Default::default();
     let total = args.warmup + args.iterations;
     let mut measured_runs = 0usize;
+    // The subresource path goes through the extension's per-container turns.
+    let mut spacing = Spacing::default();
     for i in 0..total {
         let measured = i >= args.warmup;
         let mut via_object = || -> anyhow::Result<()> {
@@ -169,7 +171,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         };
         let mut via_subresource = || -> anyhow::Result<()> {
             let mark = log.mark()?;
-            let r = subresource.run()?;
+            let r = spacing.run(&subresource)?;
             std::thread::sleep(Duration::from_millis(50));
             if measured {
                 s_sub.push(r.wall);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::command::Cmd;
+use crate::command::{Cmd, Spacing};
 use crate::stats::{Samples, a_first, ratio};
 
 #[derive(Debug, clap::Args)]
@@ -103,10 +103,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut size_kubectl = Vec::new();
     let mut size_cri = Vec::new();
     let total = args.warmup + args.iterations;
+    // ABBA puts two kubectl checkpoints of the container back to back; the
+    // extension's per-container spacing is waited out, untimed.
+    let mut spacing = Spacing::default();
     for i in 0..total {
         let measured = i >= args.warmup;
         let mut via_kubectl = || -> anyhow::Result<()> {
-            let r = kubectl.run()?;
+            let r = spacing.run(&kubectl)?;
             let archive = archive_of(&r.stdout)?;
             let size = if archive.is_relative() {
                 let root = args
