@@ -1334,6 +1334,34 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_follower_hashes_the_complete_prefix_in_order() {
+        let bytes = archive(10_000);
+        let path = std::env::temp_dir().join(format!("kcr-follower-{}", std::process::id()));
+        fs::write(&path, &bytes).unwrap();
+        let size = bytes.len() as u64;
+        let parts = ranges(size, 3_000);
+        assert_eq!(parts.len(), 4);
+
+        // ranges land out of order: the digest is the file's
+        let follower = Follower::start(File::open(&path).unwrap(), &parts, size);
+        for i in [2, 0, 3, 1] {
+            follower.completed(i);
+        }
+        assert_eq!(follower.finish().await.unwrap(), sha(&bytes));
+
+        // a download that fails stops the follower (range 0 never lands)
+        let follower = Follower::start(File::open(&path).unwrap(), &parts, size);
+        follower.completed(1);
+        follower.completed(2);
+        follower.abort().await;
+
+        // an empty archive
+        let follower = Follower::start(File::open(&path).unwrap(), &[], 0);
+        assert_eq!(follower.finish().await.unwrap(), sha(b""));
+        fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn sizes_and_ranges() {
         assert_eq!(parse_size("16Mi"), Some(16 << 20));
