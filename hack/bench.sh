@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hack/bench.sh — the performance measurements of issues 7 and 15 (`make bench`).
+# hack/bench.sh — the performance measurements of issues 7, 14 and 15 (`make bench`).
 #
 # Builds release once, brings up its own local stack from the release binaries
 # in $KCR_LOCAL_DIR (default .local/bench) on ports of its own (26443, 28443,
@@ -24,16 +24,27 @@
 #   6. pcload       200 PodCheckpoints at once across the 50 pods on node-slow (fake CRI,
 #                   instant): all completed, time to the last, the agents' requests per
 #                   object, the agent's peak RSS and CPU; then all deleted (≤ 10 s)
+#   7. download     (issue 14; runs after 4, before 5, so the final rss line still holds
+#                   load's peaks) `kubectl checkpoint download NAME -c app -f FILE` of the
+#                   real archive of a PodCheckpoint of a container holding 256 MiB, then
+#                   2 GiB, vs `cp` of the node's file (and cp + fsync); both read the file
+#                   warm (page cache); sha256 of every download checked; peak RSS of
+#                   checkpoint-apiserver and node-local's agent during each download
+#                   (ratio download_vs_cp for the largest size, target ≥ 0.8;
+#                   ratio download_rss_flat_extension / _agent: largest / smallest)
 #
 # The stack serves the PodCheckpoint CRD (as every local stack does: the shims'
 # node agents fulfil them) and logs its requests as JSON (KCR_STANDIN_LOG_JSON=true),
 # which kcr-bench reads to count and time requests.
 #
-# Knobs: KCR_BENCH_ONLY="control object real object_real load pcload" (a subset),
+# Knobs: KCR_BENCH_ONLY="control object real object_real load pcload download" (a subset),
 # KCR_BENCH_CONTROL_ITERATIONS (60), KCR_BENCH_OBJECT_ITERATIONS (30),
 # KCR_BENCH_REAL_ITERATIONS (12), KCR_BENCH_OBJECT_REAL_ITERATIONS (6),
 # KCR_BENCH_OBJECT_REAL_MIB (1024), KCR_BENCH_LOAD_ROUNDS (5),
-# KCR_BENCH_LOAD_REQUESTS (500), KCR_BENCH_LOAD_PODS (50), KCR_BENCH_PCLOAD_OBJECTS (200).
+# KCR_BENCH_LOAD_REQUESTS (500), KCR_BENCH_LOAD_PODS (50), KCR_BENCH_PCLOAD_OBJECTS (200),
+# KCR_BENCH_DOWNLOAD_SIZES_MIB ("256 2048"; powers of two, smallest first: ~2 GiB of disk
+# per GiB of archive while it runs), KCR_BENCH_DOWNLOAD_ITERATIONS (3),
+# KCR_BENCH_DOWNLOAD_FLAGS (extra kcr-bench download flags, e.g. "--download-flag=--parallel=8").
 # The figures are also written to $KCR_LOCAL_DIR/results.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,7 +59,7 @@ export KCR_STANDIN_LOG_JSON=true
 # shellcheck source=hack/lib/env.sh
 source "$ROOT/hack/lib/env.sh"
 
-ONLY="${KCR_BENCH_ONLY:-control object real object_real load pcload}"
+ONLY="${KCR_BENCH_ONLY:-control object real object_real load pcload download}"
 CONTROL_ITERATIONS="${KCR_BENCH_CONTROL_ITERATIONS:-60}"
 OBJECT_ITERATIONS="${KCR_BENCH_OBJECT_ITERATIONS:-30}"
 REAL_ITERATIONS="${KCR_BENCH_REAL_ITERATIONS:-12}"
@@ -58,13 +69,16 @@ LOAD_ROUNDS="${KCR_BENCH_LOAD_ROUNDS:-5}"
 LOAD_REQUESTS="${KCR_BENCH_LOAD_REQUESTS:-500}"
 LOAD_PODS="${KCR_BENCH_LOAD_PODS:-50}"
 PCLOAD_OBJECTS="${KCR_BENCH_PCLOAD_OBJECTS:-200}"
+DOWNLOAD_SIZES_MIB="${KCR_BENCH_DOWNLOAD_SIZES_MIB:-256 2048}"
+DOWNLOAD_ITERATIONS="${KCR_BENCH_DOWNLOAD_ITERATIONS:-3}"
+DOWNLOAD_FLAGS="${KCR_BENCH_DOWNLOAD_FLAGS:-}"
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 bench() { printf '[bench] %s\n' "$*" >&2; }
 
 stop_stale_stack hack/bench.sh
 relocate_stack_ports
 rm -rf "$LOCAL"
-stack_teardown_on_exit bench rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoints"
+stack_teardown_on_exit bench rm -rf "$LOCAL/archives" "$LOCAL/kubelet/checkpoints" "$LOCAL/download"
 "$ROOT/hack/local-up.sh" # builds the release binaries (KCR_PROFILE=release)
 
 export PATH="$BIN:$PATH" # kubectl finds the release kubectl-checkpoint
@@ -107,6 +121,8 @@ fi
 # mem_pod NAME BYTES: pod NAME on node-local (the Pod object as local-ctl.sh makes
 # it), its container replaced by one holding BYTES (a power of two): busybox awk
 # doubles a string to that length (every byte written) and keeps it while sleeping.
+# Above 1 GiB (busybox awk's longest string) it holds BYTES/1GiB copies of a
+# 1 GiB string.
 mem_pod() {
   echo "{\"namespace\":\"default\",\"name\":\"$1\",\"containers\":[\"app\"]}" | "$ROOT/hack/local-ctl.sh" pod-create >/dev/null
   local uid
@@ -114,7 +130,7 @@ mem_pod() {
   "$BIN/cri-pod" rm --socket "$CONTAINERD_SOCK" --namespace default --name "$1" >/dev/null
   "$BIN/cri-pod" run --socket "$CONTAINERD_SOCK" --namespace default --name "$1" --uid "$uid" \
     --container app --command awk \
-    "BEGIN { tag = \"kcr_bench_$1\"; s = \"x\"; while (length(s) < $2) s = s s; print tag, length(s); while (1) system(\"sleep 3600\") }" >/dev/null
+    "BEGIN { tag = \"kcr_bench_$1\"; n = $2; c = n > 1073741824 ? 1073741824 : n; s = \"x\"; while (length(s) < c) s = s s; for (i = 1; i < n / c; i++) a[i] = s i; print tag, c * (n / c); while (1) system(\"sleep 3600\") }" >/dev/null
 }
 
 # ---------------------------------------------------------------- 2. real checkpoint
@@ -140,6 +156,27 @@ if wants object_real; then
     --rss-marker kcr_bench_bigmem --min-rss-mib $((OBJECT_REAL_MIB * 97 / 100)) \
     --iterations "$OBJECT_REAL_ITERATIONS" | tee -a "$RESULTS"
   "$ROOT/hack/local-ctl.sh" pod-delete default bigmem
+fi
+
+# ---------------------------------------------------------------- 7. download (issue 14)
+if wants download; then
+  mkdir -p "$LOCAL/download"
+  pods=()
+  for mib in $DOWNLOAD_SIZES_MIB; do
+    mem_pod "dl$mib" $((mib * 1048576))
+    pods+=(--pod "dl$mib=$mib")
+  done
+  bench "download: $DOWNLOAD_ITERATIONS rounds per archive of containers holding $DOWNLOAD_SIZES_MIB MiB (df: $(df -h --output=avail "$LOCAL" | tail -n1 | tr -d ' ') free)"
+  # shellcheck disable=SC2086 # $DOWNLOAD_FLAGS: words for kcr-bench
+  "$BIN/kcr-bench" download --kubectl "$KUBECTL" --kubeconfig "$ALICE" \
+    --admin-kubeconfig "$ADMIN_KUBECONFIG" "${pods[@]}" --container app \
+    --archive-root "$LOCAL/kubelet/checkpoints" --out-dir "$LOCAL/download" \
+    --extension-pid-file "$LOCAL/pids/extension" --agent-pid-file "$LOCAL/pids/shim" \
+    --iterations "$DOWNLOAD_ITERATIONS" $DOWNLOAD_FLAGS | tee -a "$RESULTS"
+  for mib in $DOWNLOAD_SIZES_MIB; do
+    "$ROOT/hack/local-ctl.sh" pod-delete default "dl$mib"
+  done
+  rm -rf "$LOCAL/download"
 fi
 
 # The pods load-0.. on node-slow (items 5 and 6).

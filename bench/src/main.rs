@@ -1,9 +1,10 @@
-//! `kcr-bench`: the performance measurements of issues 7 and 15 on the local stack.
+//! `kcr-bench`: the performance measurements of issues 7, 14 and 15 on the local stack.
 //! hack/bench.sh (`make bench`) brings the stack up and runs each subcommand;
 //! every ratio is printed as `ratio NAME VALUE`, the raw figures before it.
 
 mod command;
 mod control;
+mod download;
 mod load;
 mod object;
 mod pcload;
@@ -30,6 +31,8 @@ enum Cmd {
     Control(control::Args),
     /// The declarative path: `kubectl checkpoint --api=object` vs `--api=subresource` (fake CRI, instant).
     Object(object::Args),
+    /// Download: `kubectl checkpoint download` of a real archive vs `cp` of the node's file; RSS of the servers.
+    Download(download::Args),
     /// PodCheckpoints under load: many created at once on one node, then deleted.
     Pcload(pcload::Args),
     /// Real checkpoint: `kubectl checkpoint` vs the runtime's CRI CheckpointContainer.
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
     let result = match Args::parse().command {
         Cmd::Control(a) => control::run(&a),
         Cmd::Object(a) => object::run(&a),
+        Cmd::Download(a) => download::run(&a),
         Cmd::Pcload(a) => pcload::run(&a),
         Cmd::Real(a) => real::run(&a),
         Cmd::Load(a) => load::run(&a),

@@ -19,13 +19,11 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 
 use crate::requests::{Log, breakdown, print_breakdown};
+use crate::rss::{cpu_seconds, read_pid, reset_peak};
 
 /// Label on every PodCheckpoint the part creates.
 const LABEL: &str = "kcr-bench";
 const LABEL_VALUE: &str = "pcload";
-
-/// USER_HZ: the unit of /proc/PID/stat's utime and stime on Linux.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -96,26 +94,6 @@ fn object(namespace: &str, pod: &str) -> PodCheckpoint {
     pc
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("failed to read /proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) in parentheses.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime 15.
-    let tick = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(i - 3)
-            .context("short /proc/PID/stat")?
-            .parse::<f64>()?)
-    };
-    Ok((tick(14)? + tick(15)?) / CLOCK_TICKS_PER_SECOND)
-}
-
 async fn run_async(args: &Args) -> anyhow::Result<()> {
     let client = client(&args.kubeconfig).await?;
     let api: Api<PodCheckpoint> = Api::namespaced(client, &args.namespace);
@@ -131,13 +109,9 @@ async fn run_async(args: &Args) -> anyhow::Result<()> {
             leftovers.items.len()
         );
     }
-    let pid: u32 = std::fs::read_to_string(&args.agent_pid_file)
-        .with_context(|| format!("failed to read {}", args.agent_pid_file.display()))?
-        .trim()
-        .parse()
-        .context("bad agent PID")?;
+    let pid = read_pid(&args.agent_pid_file)?;
     // Reset the peak RSS, so that VmHWM is this part's.
-    let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+    let hwm_reset = reset_peak(pid);
     let cpu_before = cpu_seconds(pid)?;
     let log = Log::new(&args.standin_log);
     let mark = log.mark()?;

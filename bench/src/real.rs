@@ -241,13 +241,13 @@ fn container_id(args: &Args) -> anyhow::Result<String> {
 }
 
 #[derive(Debug)]
-struct Rss {
-    pid: u32,
-    kib: u64,
+pub struct Rss {
+    pub pid: u32,
+    pub kib: u64,
 }
 
 /// Waits until the process with `marker` on its command line holds `min_mib`.
-fn wait_for_rss(marker: &str, min_mib: u64, within: Duration) -> anyhow::Result<Rss> {
+pub fn wait_for_rss(marker: &str, min_mib: u64, within: Duration) -> anyhow::Result<Rss> {
     let start = Instant::now();
     loop {
         let found = find_rss(marker)?;

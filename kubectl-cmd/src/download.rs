@@ -16,9 +16,10 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use api_types::PodCheckpoint;
@@ -660,11 +661,22 @@ async fn to_file(
             path: temp.clone(),
             source,
         })?;
+    let parts = ranges(plan.size, settings.range_size);
+    let follower = Follower::start(
+        file.try_clone().map_err(|source| DownloadError::File {
+            what: "failed to open",
+            path: temp.clone(),
+            source,
+        })?,
+        &parts,
+        plan.size,
+    );
     let file_ref = &file;
+    let follower_ref = &follower;
     let write_error = std::sync::Mutex::new(None::<io::Error>);
     let write_error_ref = &write_error;
-    futures::stream::iter(ranges(plan.size, settings.range_size))
-        .map(|range| async move {
+    let fetched = futures::stream::iter(parts.into_iter().enumerate())
+        .map(|(index, range)| async move {
             let mut sink = |at: u64, bytes: &[u8]| {
                 file_ref.write_all_at(bytes, at).inspect_err(|e| {
                     if let Ok(mut w) = write_error_ref.lock() {
@@ -672,7 +684,9 @@ async fn to_file(
                     }
                 })
             };
-            fetch_range(source, plan, range, settings, bar, &mut sink).await
+            fetch_range(source, plan, range, settings, bar, &mut sink).await?;
+            follower_ref.completed(index);
+            Ok(())
         })
         .buffer_unordered(settings.parallel.max(1))
         .try_collect::<Vec<()>>()
@@ -686,14 +700,19 @@ async fn to_file(
                 },
                 None => e,
             },
-        )?;
-    file.sync_all().map_err(|source| DownloadError::File {
-        what: "failed to write",
+        );
+    if let Err(e) = fetched {
+        follower.abort().await;
+        return Err(e);
+    }
+    let read_error = |source| DownloadError::File {
+        what: "failed to read",
         path: temp.clone(),
         source,
-    })?;
-    let got = digest_file(&temp).map_err(|source| DownloadError::File {
-        what: "failed to read",
+    };
+    let got = follower.finish().await.map_err(read_error)?;
+    file.sync_all().map_err(|source| DownloadError::File {
+        what: "failed to write",
         path: temp.clone(),
         source,
     })?;
@@ -712,6 +731,130 @@ async fn to_file(
     })?;
     guard.disarm();
     Ok(())
+}
+
+/// How much of a file the [`Follower`] hashes between two flushes to disk.
+pub const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
+
+/// Follows a download to a file: hashes the bytes complete from the start
+/// (read back from the page cache) and flushes them to disk (`fdatasync`)
+/// every [`FLUSH_EVERY`] bytes, on a blocking thread, while the later ranges
+/// are still in flight. When the last range lands only the tail is left to
+/// hash and to write, instead of the whole file (a second pass of sha256 and
+/// one fsync of the whole archive after the transfer).
+struct Follower {
+    shared: Arc<(Mutex<Completed>, Condvar)>,
+    task: tokio::task::JoinHandle<io::Result<Option<String>>>,
+}
+
+/// Which ranges are written; the end of the complete prefix.
+#[derive(Debug)]
+struct Completed {
+    ends: Vec<u64>,
+    done: Vec<bool>,
+    /// Ranges `..next` are all written.
+    next: usize,
+    aborted: bool,
+}
+
+impl Completed {
+    fn prefix(&self) -> u64 {
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.ends.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Follower {
+    /// Follows `file`, `size` bytes written in `ranges` (`[start, end)`, in order).
+    fn start(file: File, ranges: &[(u64, u64)], size: u64) -> Self {
+        let shared = Arc::new((
+            Mutex::new(Completed {
+                ends: ranges.iter().map(|r| r.1).collect(),
+                done: vec![false; ranges.len()],
+                next: 0,
+                aborted: false,
+            }),
+            Condvar::new(),
+        ));
+        let theirs = Arc::clone(&shared);
+        let task = tokio::task::spawn_blocking(move || follow(&file, size, &theirs));
+        Self { shared, task }
+    }
+
+    /// Range `index` is written.
+    fn completed(&self, index: usize) {
+        let (lock, cv) = &*self.shared;
+        if let Ok(mut c) = lock.lock() {
+            if let Some(d) = c.done.get_mut(index) {
+                *d = true;
+            }
+            while c.done.get(c.next).copied().unwrap_or(false) {
+                c.next += 1;
+            }
+        }
+        cv.notify_one();
+    }
+
+    /// The download failed: stop following.
+    async fn abort(self) {
+        let (lock, cv) = &*self.shared;
+        if let Ok(mut c) = lock.lock() {
+            c.aborted = true;
+        }
+        cv.notify_one();
+        let _ = self.task.await;
+    }
+
+    /// Every range is written: the file's sha256 (lowercase hex).
+    async fn finish(self) -> io::Result<String> {
+        match self.task.await {
+            Ok(Ok(Some(digest))) => Ok(digest),
+            Ok(Ok(None)) => Err(io::Error::other("the download was stopped")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+/// The follower's thread: `None` when aborted.
+fn follow(
+    file: &File,
+    size: u64,
+    shared: &(Mutex<Completed>, Condvar),
+) -> io::Result<Option<String>> {
+    let (lock, cv) = shared;
+    let poisoned = |_| io::Error::other("the download's progress lock is poisoned");
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let (mut hashed, mut flushed) = (0u64, 0u64);
+    while hashed < size {
+        let prefix = {
+            let mut c = lock.lock().map_err(poisoned)?;
+            while c.prefix() <= hashed && !c.aborted {
+                c = cv.wait(c).map_err(poisoned)?;
+            }
+            if c.aborted {
+                return Ok(None);
+            }
+            c.prefix()
+        };
+        while hashed < prefix {
+            let n = usize::try_from(prefix - hashed)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            file.read_exact_at(&mut buf[..n], hashed)?;
+            hasher.update(&buf[..n]);
+            hashed += n as u64;
+        }
+        if hashed - flushed >= FLUSH_EVERY {
+            file.sync_data()?;
+            flushed = hashed;
+        }
+    }
+    Ok(Some(hex(&hasher.finalize())))
 }
 
 /// The download to a writer, in order: up to `parallel` ranges held in
@@ -755,21 +898,6 @@ async fn to_writer(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The sha256 of a file, in lowercase hex.
-pub fn digest_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
 }
 
 /// Removes the temporary file unless the download completed.
@@ -1201,6 +1329,34 @@ mod tests {
             crate::Error::from(r.unwrap_err()).render(),
             "Error from server (NotFound): podcheckpoints.checkpoint.kcr.dev \"ghost\" not found\n"
         );
+    }
+
+    #[tokio::test]
+    async fn the_follower_hashes_the_complete_prefix_in_order() {
+        let bytes = archive(10_000);
+        let path = std::env::temp_dir().join(format!("kcr-follower-{}", std::process::id()));
+        fs::write(&path, &bytes).unwrap();
+        let size = bytes.len() as u64;
+        let parts = ranges(size, 3_000);
+        assert_eq!(parts.len(), 4);
+
+        // ranges land out of order: the digest is the file's
+        let follower = Follower::start(File::open(&path).unwrap(), &parts, size);
+        for i in [2, 0, 3, 1] {
+            follower.completed(i);
+        }
+        assert_eq!(follower.finish().await.unwrap(), sha(&bytes));
+
+        // a download that fails stops the follower (range 0 never lands)
+        let follower = Follower::start(File::open(&path).unwrap(), &parts, size);
+        follower.completed(1);
+        follower.completed(2);
+        follower.abort().await;
+
+        // an empty archive
+        let follower = Follower::start(File::open(&path).unwrap(), &[], 0);
+        assert_eq!(follower.finish().await.unwrap(), sha(b""));
+        fs::remove_file(&path).unwrap();
     }
 
     #[test]
