@@ -221,6 +221,47 @@ pub trait Checkpointer {
     ) -> impl Future<Output = Result<ContainerCheckpoint>> + Send;
 }
 
+/// One range's bytes as the server sends them.
+pub struct RangeBody {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The archive's size.
+    pub size: u64,
+    pub chunks: BoxStream<'static, Result<Bytes, String>>,
+}
+
+impl std::fmt::Debug for RangeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeBody")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reads a download makes, behind a trait for test stubbing.
+pub trait ArchiveSource {
+    /// `GET` the PodCheckpoint (`checkpoint.kcr.dev/v1alpha1`).
+    fn get_pod_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<PodCheckpoint>> + Send;
+
+    /// `GET .../podcheckpoints/NAME/archive?container=C&offset=O&length=L`.
+    fn read_range(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        offset: u64,
+        length: u64,
+    ) -> impl Future<Output = Result<RangeBody>> + Send;
+}
+
 /// `PodCheckpoint` objects (`checkpoint.kcr.dev/v1alpha1`): what the
 /// declarative path does with them.
 pub trait PodCheckpoints {
@@ -502,7 +543,7 @@ fn transport_error(err: &kube::Error, server: &str) -> ClientError {
 /// How long a range's answer may take to start when `--request-timeout` is unset.
 pub const RANGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl crate::download::ArchiveSource for KubeClient {
+impl ArchiveSource for KubeClient {
     async fn get_pod_checkpoint(&self, namespace: &str, name: &str) -> Result<PodCheckpoint> {
         self.get(&format!(
             "{}/{name}",
@@ -520,7 +561,7 @@ impl crate::download::ArchiveSource for KubeClient {
         container: &str,
         offset: u64,
         length: u64,
-    ) -> Result<crate::download::RangeBody> {
+    ) -> Result<RangeBody> {
         use api_types::download::{ArchiveQuery, archive_path, parse_content_range};
         let query = ArchiveQuery {
             container: container.to_owned(),
@@ -576,7 +617,7 @@ impl crate::download::ArchiveSource for KubeClient {
             .into_data_stream()
             .map_err(|e| e.to_string())
             .boxed();
-        Ok(crate::download::RangeBody {
+        Ok(RangeBody {
             start,
             end,
             size,
@@ -1129,7 +1170,7 @@ pub mod fake {
 
     /// Archives are not served: the object path's `--download` is tested
     /// in `download.rs` against its own fake server.
-    impl crate::download::ArchiveSource for FakeClient {
+    impl ArchiveSource for FakeClient {
         async fn get_pod_checkpoint(&self, namespace: &str, name: &str) -> Result<PodCheckpoint> {
             self.record(format!("get podcheckpoints {namespace}/{name}"))?;
             Err(not_found("podcheckpoints.checkpoint.kcr.dev", name))
@@ -1142,7 +1183,7 @@ pub mod fake {
             container: &str,
             offset: u64,
             length: u64,
-        ) -> Result<crate::download::RangeBody> {
+        ) -> Result<RangeBody> {
             self.record(format!(
                 "get podcheckpoints/archive {namespace}/{name} container={container} offset={offset} length={length}"
             ))?;

@@ -15,7 +15,6 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::future::Future;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -23,15 +22,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use api_types::PodCheckpoint;
-use bytes::Bytes;
 use clap::{ArgAction, CommandFactory, Parser};
-use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::client::render_client_error;
-use crate::client::{ClientError, KubeClient};
+use crate::client::{ArchiveSource, ClientError, KubeClient};
 use crate::config::ConfigFlags;
 
 /// The subcommand's name.
@@ -161,47 +158,6 @@ pub enum DownloadError {
     },
     #[error("failed to write the archive to stdout: {0}")]
     Stdout(#[source] io::Error),
-}
-
-/// One range's bytes as the server sends them.
-pub struct RangeBody {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-    /// The archive's size.
-    pub size: u64,
-    pub chunks: BoxStream<'static, Result<Bytes, String>>,
-}
-
-impl std::fmt::Debug for RangeBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RangeBody")
-            .field("start", &self.start)
-            .field("end", &self.end)
-            .field("size", &self.size)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The reads a download makes, behind a trait for test stubbing.
-pub trait ArchiveSource {
-    /// `GET` the PodCheckpoint (`checkpoint.kcr.dev/v1alpha1`).
-    fn get_pod_checkpoint(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<PodCheckpoint, ClientError>> + Send;
-
-    /// `GET .../podcheckpoints/NAME/archive?container=C&offset=O&length=L`.
-    fn read_range(
-        &self,
-        namespace: &str,
-        name: &str,
-        container: &str,
-        offset: u64,
-        length: u64,
-    ) -> impl Future<Output = Result<RangeBody, ClientError>> + Send;
 }
 
 /// What is downloaded.
@@ -929,11 +885,13 @@ pub fn help_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::RangeBody;
     use api_types::PodCheckpointSpec;
     use api_types::k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     use api_types::podcheckpoint::{
         CheckpointArchive, PodCheckpointContainerStatus, PodCheckpointStatus, reason,
     };
+    use bytes::Bytes;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -17,9 +17,10 @@ use api_types::{ContainerCheckpoint, MAX_TIMEOUT_SECONDS, PodCheckpointOptions};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::access::{self, Access};
+use crate::client::ArchiveSource;
 use crate::client::{AccessReviewer, Checkpointer, ClientError, PodCheckpoints, PodClient};
 use crate::cmd::CheckpointArgs;
-use crate::download::{self, ArchiveSource};
+use crate::download;
 use crate::endpoint::{ApiKind, Endpoint, EndpointError, Selected, select_api};
 use crate::error::{CheckpointFailure, Error, Forbidden, Result, what};
 use crate::podcheckpoint::{self, ObjectError, Outcome, WaitLimits, object_ref};
