@@ -16,17 +16,7 @@ const ALL: Options = Options {
     cmdline: true,
     limits: LIMITS,
 };
-const LIMITS: Limits = Limits {
-    max_entries: 100_000,
-    max_tar_header: 1 << 20,
-    max_json: 4 << 20,
-    max_message: 8 << 20,
-    max_processes: 65_536,
-    max_tree_depth: 128,
-    max_pagemap_entries: 1 << 20,
-    max_cmdline: 64 << 10,
-    max_cmdline_total: 4 << 20,
-};
+const LIMITS: Limits = Limits::DEFAULT;
 
 fn run(bytes: &[u8], options: &Options) -> Result<Inspection, Error> {
     inspect(|| Ok(Cursor::new(bytes)), options)

@@ -1825,6 +1825,17 @@ fn dl02_refusals_and_bad_input() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A PodCheckpoint's name and the node its status names.
+fn name_and_node(pc: &PodCheckpoint) -> (String, String) {
+    let name = pc.metadata.name.clone().expect("name");
+    let node = pc
+        .status
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("nodeName");
+    (name, node)
+}
+
 /// Issue 14 (b): node-local's agent killed (SIGKILL) and started again
 /// while a download is in flight, one small range at a time: the plugin
 /// asks again from the byte it reached and saves a byte-identical file.
@@ -1836,12 +1847,7 @@ fn dl03_agent_killed_mid_download_resumes() {
         panic!("the config has no commands.restartAgent (kill a node's agent and start it again): this scenario needs it")
     });
     let (pc, c) = checkpoint_single(cfg);
-    let name = pc.metadata.name.clone().expect("name");
-    let node = pc
-        .status
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .expect("nodeName");
+    let (name, node) = name_and_node(&pc);
     let archive = c.archive.clone().expect("archive");
     let dir = download_dir("dl03");
     let file = dir.join("app.tar");
@@ -1906,12 +1912,7 @@ fn dl04_agent_down_fails_naming_the_node() {
         panic!("the config has no commands.stopAgent (kill a node's agent and leave it down): this scenario needs it")
     });
     let (pc, _) = checkpoint_single(cfg);
-    let name = pc.metadata.name.clone().expect("name");
-    let node = pc
-        .status
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .expect("nodeName");
+    let (name, node) = name_and_node(&pc);
     let dir = download_dir("dl04");
     let file = dir.join("app.tar");
     let file_arg = file.to_string_lossy().into_owned();

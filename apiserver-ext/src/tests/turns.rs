@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{Harness, assert_status, harness_with};
 use crate::concurrency::NodeLimiter;
 use crate::testing::{FakeAnswer, FakeKubeletClient, FakeLeases};
-use crate::turns::ContainerTurns;
+use crate::turns::{ContainerTurns, Turn};
 
 /// A replica on fakes whose node allows 2 checkpoints at once and names
 /// archives like the kubelet, answering after `delay`.
@@ -468,20 +468,26 @@ mod kube_leases {
     }
 }
 
+/// `target`'s turn, waiting at most a second, its Lease held for a minute.
+async fn take(turns: &ContainerTurns, target: &ContainerRef) -> crate::turns::Result<Turn> {
+    turns
+        .acquire(
+            target,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(60),
+        )
+        .await
+}
+
 /// A stopping server waits for the turns ending in the background: their
 /// Leases are gone when it exits, so a successor replica (another holder
 /// identity) does not wait them out.
 #[tokio::test]
 async fn finish_releases_the_leases_of_ending_turns() {
     let leases = FakeLeases::default();
-    let turns = ContainerTurns::new(Arc::new(leases.clone()));
     let target = ContainerRef::new("ns", "p", "c");
-    let turn = turns
-        .acquire(
-            &target,
-            Instant::now() + Duration::from_secs(1),
-            Duration::from_secs(60),
-        )
+    let turns = ContainerTurns::new(Arc::new(leases.clone()));
+    let turn = take(&turns, &target)
         .await
         .expect("a free container's turn");
     assert!(leases.holder(&target).is_some(), "the turn holds the Lease");
@@ -495,14 +501,7 @@ async fn finish_releases_the_leases_of_ending_turns() {
 
     // A turn that would end after the grace is reported, not waited for.
     let turns = ContainerTurns::new(Arc::new(leases.clone()));
-    let turn = turns
-        .acquire(
-            &target,
-            Instant::now() + Duration::from_secs(1),
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("released above");
+    let turn = take(&turns, &target).await.expect("released above");
     turn.end_after(Duration::from_secs(30));
     assert_eq!(turns.finish(Duration::from_millis(100)).await, 1);
 }
