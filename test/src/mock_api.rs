@@ -470,16 +470,17 @@ impl MockApi {
         state
     }
 
+    /// The RBAC rules of [`Scenario::Allow`], with the user each grants.
+    fn rules(&self) -> impl Iterator<Item = (&String, &PolicyRule)> {
+        self.scenarios.iter().filter_map(|s| match s {
+            Scenario::Allow(u, r) => Some((u, r)),
+            _ => None,
+        })
+    }
+
     /// Whether `user` may do `attrs` (see the module's "Authorization").
     pub fn allows(&self, user: &str, attrs: &Attributes) -> bool {
-        let mut rules = self
-            .scenarios
-            .iter()
-            .filter_map(|s| match s {
-                Scenario::Allow(u, r) => Some((u, r)),
-                _ => None,
-            })
-            .peekable();
+        let mut rules = self.rules().peekable();
         if rules.peek().is_none() {
             return true;
         }
@@ -807,14 +808,7 @@ impl MockApi {
     /// health and version are open to everyone; anything else (`/metrics`)
     /// needs a rule with `nonResourceURLs`.
     pub fn allows_non_resource(&self, user: &str, verb: &str, path: &str) -> bool {
-        let mut rules = self
-            .scenarios
-            .iter()
-            .filter_map(|s| match s {
-                Scenario::Allow(u, r) => Some((u, r)),
-                _ => None,
-            })
-            .peekable();
+        let mut rules = self.rules().peekable();
         if rules.peek().is_none() || rbac::open_path(path) {
             return true;
         }
