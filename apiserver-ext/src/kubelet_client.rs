@@ -523,6 +523,23 @@ impl HttpsKubeletClient {
     }
 
     /// Sends a request to a node; a transport failure is `unreachable`'s error.
+    /// Sends `method` to the node at `url` (`None`: its address is no
+    /// host): the answer's head, or what kept it from coming.
+    async fn exchange(
+        &self,
+        target: &NodeTarget,
+        url: Option<String>,
+        method: http::Method,
+        accept: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        let url = url.ok_or_else(|| Error::BadAddress {
+            node: target.node.clone(),
+            address: target.address.clone(),
+        })?;
+        let req = self.node_request(method, &url, accept).await?;
+        self.send(req, &|r| target.unreachable(r)).await
+    }
+
     async fn send(
         &self,
         req: http::Request<Full<Bytes>>,
@@ -567,43 +584,30 @@ impl HttpsKubeletClient {
 impl KubeletClient for HttpsKubeletClient {
     fn checkpoint<'a>(&'a self, call: &'a CheckpointCall) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let url = call.url().ok_or_else(|| Error::BadAddress {
-                node: call.node.clone(),
-                address: call.address.clone(),
-            })?;
-            let req = self
-                .node_request(http::Method::POST, &url, "application/json")
+            let target = NodeTarget::new(&call.node, &call.address, call.endpoint());
+            let resp = self
+                .exchange(&target, call.url(), http::Method::POST, "application/json")
                 .await?;
-            let unreachable = |reason: String| Error::Unreachable {
-                node: call.node.clone(),
-                endpoint: call.endpoint(),
-                reason,
-            };
-            let resp = self.send(req, &unreachable).await?;
             let code = resp.status().as_u16();
-            let body = read_answer(resp, &unreachable).await?;
+            let body = read_answer(resp, &|r| target.unreachable(r)).await?;
             map_answer(&call.node, code, &body)
         })
     }
 
     fn archive<'a>(&'a self, call: &'a ArchiveCall) -> BoxFuture<'a, Result<NodeArchive>> {
         Box::pin(async move {
-            let url = call.url().ok_or_else(|| Error::BadAddress {
-                node: call.node.clone(),
-                address: call.address.clone(),
-            })?;
-            let req = self
-                .node_request(http::Method::GET, &url, api_types::download::OCTET_STREAM)
+            let target = NodeTarget::new(&call.node, &call.address, call.endpoint());
+            let resp = self
+                .exchange(
+                    &target,
+                    call.url(),
+                    http::Method::GET,
+                    api_types::download::OCTET_STREAM,
+                )
                 .await?;
-            let unreachable = |reason: String| Error::Unreachable {
-                node: call.node.clone(),
-                endpoint: call.endpoint(),
-                reason,
-            };
-            let resp = self.send(req, &unreachable).await?;
             let code = resp.status().as_u16();
             if code != 200 {
-                let body = read_answer(resp, &unreachable).await?;
+                let body = read_answer(resp, &|r| target.unreachable(r)).await?;
                 return Err(map_archive_failure(&call.node, code, &body));
             }
             let header = |name: http::header::HeaderName| {
@@ -632,6 +636,31 @@ impl KubeletClient for HttpsKubeletClient {
 
 /// A node's (error or JSON) answer, at most [`MAX_ANSWER_BYTES`]; a body cut
 /// short is `unreachable`'s error.
+/// The node a call goes to, for its errors.
+struct NodeTarget {
+    node: String,
+    address: String,
+    endpoint: String,
+}
+
+impl NodeTarget {
+    fn new(node: &str, address: &str, endpoint: String) -> Self {
+        Self {
+            node: node.to_owned(),
+            address: address.to_owned(),
+            endpoint,
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> Error {
+        Error::Unreachable {
+            node: self.node.clone(),
+            endpoint: self.endpoint.clone(),
+            reason,
+        }
+    }
+}
+
 async fn read_answer(
     resp: http::Response<hyper::body::Incoming>,
     unreachable: &impl Fn(String) -> Error,
