@@ -52,12 +52,27 @@ impl Logs {
 /// Capture the events of this thread (at info and above) until the guard
 /// is dropped. On a current-thread runtime (`#[tokio::test]`'s default)
 /// that is every event of the test, spawned tasks included.
+///
+/// tracing caches each callsite's interest process-wide, computed on the
+/// thread that first reaches it. A sibling test on a thread without a
+/// subscriber would cache `never` and this capture would see nothing, so
+/// the first capture also installs an always-interested global default (a
+/// bare registry, which records nothing): every thread then computes a
+/// callsite's interest against a subscriber that wants it.
 pub fn capture() -> (tracing::subscriber::DefaultGuard, Logs) {
+    static ANCHOR: std::sync::Once = std::sync::Once::new();
+    ANCHOR.call_once(|| {
+        // Another global default (a test's own) wants every callsite too.
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
     let logs = Logs::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::INFO)
         .with_writer(logs.clone())
         .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites a sibling registered before the anchor existed.
+    tracing::callsite::rebuild_interest_cache();
+    (guard, logs)
 }
