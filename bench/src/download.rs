@@ -14,6 +14,11 @@
 //! copy; the PodCheckpoint is deleted after the pod's rounds (the agent
 //! removes its archive).
 //!
+//! The floor ([`crate::floor`]): the least CPU any implementation of this
+//! path must spend on the archive here (six AES-GCM passes for three TLS
+//! hops, one SHA-256), spread over every core; `cp` / floor is the best
+//! `download_vs_cp` this machine allows.
+//!
 //! RSS: before each download the peaks (VmHWM) of both servers are reset
 //! through `/proc/PID/clear_refs` and read after it; VmRSS is also sampled
 //! every `--sample-ms`. The larger of the two is reported.
@@ -26,6 +31,7 @@ use api_types::podcheckpoint::PodCheckpoint;
 use sha2::{Digest, Sha256};
 
 use crate::command::Cmd;
+use crate::floor::{self, Floor};
 use crate::real::wait_for_rss;
 use crate::rss::{cpu_seconds, read_pid, reset_peak, sample_rss_during, status_kib};
 use crate::stats::{Samples, a_first, ratio};
@@ -105,6 +111,8 @@ struct Measured {
     peaks: Vec<(u64, u64)>,
     /// CPU seconds per download: (stand-in, extension, agent).
     cpu: Vec<(f64, f64, f64)>,
+    /// The least any implementation spends on this archive here.
+    floor: Floor,
 }
 
 impl Measured {
@@ -117,6 +125,12 @@ impl Measured {
     /// Download throughput / cp throughput, medians.
     fn ratio(&self) -> f64 {
         ratio(self.cp.median(), self.download.median())
+    }
+
+    /// The floor's throughput / cp throughput: the best ratio any
+    /// implementation of the path could reach on this machine.
+    fn floor_ratio(&self) -> f64 {
+        ratio(self.cp.median(), self.floor.wall())
     }
 }
 
@@ -138,11 +152,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if let (Some(first), Some(last)) = (all.first(), all.last()) {
         println!("ratio download_vs_cp {:.3}", last.ratio());
+        println!("ratio download_floor_vs_cp {:.3}", last.floor_ratio());
         println!(
-            "download target download_vs_cp>={} size_mib={} met={}",
+            "download target download_vs_cp>={} size_mib={} met={} reachable_here={} (floor {:.3})",
             args.target,
             last.mib,
-            yes(last.ratio() >= args.target)
+            yes(last.ratio() >= args.target),
+            yes(last.floor_ratio() >= args.target),
+            last.floor_ratio()
         );
         let ((e0, a0), (e1, a1)) = (first.peak(), last.peak());
         let flat = |a: u64, b: u64| {
@@ -210,8 +227,23 @@ fn report(args: &Args, pod: &str, m: &Measured) {
         x / n,
         g / n
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{p} floor aead_pass_ms={:.1} sha256_pass_ms={:.1} aead_passes={} cores={} cpu_ms={:.1} wall_ms={:.1}",
+        ms(m.floor.aead_pass),
+        ms(m.floor.sha256_pass),
+        floor::AEAD_PASSES,
+        m.floor.cores,
+        ms(m.floor.cpu()),
+        ms(m.floor.wall())
+    );
     let name = format!("download_vs_cp_{}mib", m.mib);
     println!("ratio {name} {:.3}", m.ratio());
+    println!(
+        "ratio download_floor_vs_cp_{}mib {:.3}",
+        m.mib,
+        m.floor_ratio()
+    );
     println!(
         "ratio download_vs_cp_fsync_{}mib {:.3}",
         m.mib,
@@ -329,6 +361,7 @@ fn measure_object(
         archive_bytes: size,
         peaks: Vec::new(),
         cpu: Vec::new(),
+        floor: floor::measure(size, 3),
     };
     for i in 0..args.warmup + args.iterations {
         let measured = i >= args.warmup;

@@ -5,6 +5,7 @@
 mod command;
 mod control;
 mod download;
+mod floor;
 mod load;
 mod object;
 mod pcload;
