@@ -1074,26 +1074,8 @@ fn pc06_only_the_pods_node_agent_acts() {
         );
 
         // Who wrote: the agents' events on it name their node (reportingInstance).
-        let run = kubectl_as(
-            cfg,
-            &cfg.kubectl,
-            &cfg.viewer_kubeconfig,
-            &[
-                "get",
-                "events.events.k8s.io",
-                "-n",
-                &cfg.namespace,
-                "-o",
-                "json",
-            ],
-        )
-        .unwrap();
-        assert!(run.ok(), "{run}");
-        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        let reporters: BTreeSet<String> = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let reporters: BTreeSet<String> = events_of_namespace(cfg)
+            .iter()
             .filter(|e| {
                 e["regarding"]["kind"] == "PodCheckpoint" && e["regarding"]["name"] == name.as_str()
             })
@@ -1289,8 +1271,8 @@ fn wait_gone(cfg: &Config, name: &str, dir: &Path, uid: &str, deadline: Instant,
     }
 }
 
-/// The (reason, note) of the events regarding PodCheckpoint `name`.
-fn pc_events(cfg: &Config, name: &str) -> Vec<(String, String)> {
+/// Every `events.k8s.io` Event of the test namespace, as the viewer reads them.
+fn events_of_namespace(cfg: &Config) -> Vec<serde_json::Value> {
     let run = kubectl_as(
         cfg,
         &cfg.kubectl,
@@ -1306,11 +1288,17 @@ fn pc_events(cfg: &Config, name: &str) -> Vec<(String, String)> {
     )
     .unwrap();
     assert!(run.ok(), "{run}");
-    let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    match list["items"].take() {
+        serde_json::Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// The (reason, note) of the events regarding PodCheckpoint `name`.
+fn pc_events(cfg: &Config, name: &str) -> Vec<(String, String)> {
+    events_of_namespace(cfg)
+        .iter()
         .filter(|e| e["regarding"]["kind"] == "PodCheckpoint" && e["regarding"]["name"] == name)
         .map(|e| {
             (
