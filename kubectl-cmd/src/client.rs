@@ -1291,4 +1291,39 @@ mod tests {
             "127.0.0.1:8080"
         );
     }
+
+    /// Lookups share the one HTTP/2 connection; archive ranges go over
+    /// HTTP/1.1, a connection per range in flight.
+    #[tokio::test]
+    async fn archive_ranges_over_http1_lookups_over_http2() {
+        let server = kcr_testkit::mock_api::MockApi::new([]).serve_tls().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = server
+            .kube_config("alice", "alice-token", dir.path())
+            .await
+            .unwrap();
+        let client = KubeClient::new(config, Some(Duration::from_secs(10))).unwrap();
+        // The mock has neither: what counts is how each request came.
+        assert!(client.get_pod_checkpoint("default", "pc").await.is_err());
+        assert!(
+            client
+                .read_range("default", "pc", "app", 0, 16)
+                .await
+                .is_err()
+        );
+        let seen: Vec<(String, String)> = server
+            .requests()
+            .iter()
+            .map(|r| (r.line(), r.version.clone()))
+            .collect();
+        let object = "GET /apis/checkpoint.kcr.dev/v1alpha1/namespaces/default/podcheckpoints/pc";
+        let range = "GET /apis/subresources.checkpoint.kcr.dev/v1alpha1/namespaces/default/podcheckpoints/pc/archive?container=app&offset=0&length=16";
+        assert_eq!(
+            seen,
+            [
+                (object.to_owned(), "HTTP/2.0".to_owned()),
+                (range.to_owned(), "HTTP/1.1".to_owned())
+            ]
+        );
+    }
 }

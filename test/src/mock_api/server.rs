@@ -102,6 +102,29 @@ impl MockServer {
     pub fn kubeconfig(&self) -> Kubeconfig {
         Kubeconfig::default().cluster("mock", self.url(), self.ca_pem())
     }
+
+    /// A kube configuration for this server as `user` with bearer `token`
+    /// in namespace `default`, loaded from a kubeconfig written to `dir`.
+    pub async fn kube_config(
+        &self,
+        user: &str,
+        token: &str,
+        dir: &Path,
+    ) -> io::Result<kube::Config> {
+        let path = self
+            .kubeconfig()
+            .user(user, Some(token))
+            .context("mock", "mock", user, Some("default"))
+            .current("mock")
+            .write(dir)?;
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(io::Error::other)?;
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(io::Error::other)
+    }
 }
 
 impl Drop for MockServer {

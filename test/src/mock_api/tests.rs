@@ -494,20 +494,10 @@ async fn faults() {
 }
 
 async fn get_over_the_network(server: &MockServer, dir: &Path) -> Pod {
-    let path = server
-        .kubeconfig()
-        .user("alice", Some("alice-token"))
-        .context("mock", "mock", "alice", Some("default"))
-        .current("mock")
-        .write(dir)
+    let config = server
+        .kube_config("alice", "alice-token", dir)
+        .await
         .unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
     let client = kube::Client::try_from(config).unwrap();
     Api::<Pod>::default_namespaced(client)
         .get("web-1")
