@@ -325,7 +325,9 @@ pub struct KubeClient {
     /// connection every range's bytes are decrypted on one core and framed
     /// by the server; apart, the connections spread over the cores (on the
     /// local stack: 16 % less CPU in the stand-in, 13 % less time per GiB).
-    ranges: kube::Client,
+    /// Built on the first range, from `config`: only downloads pay for it.
+    ranges: std::sync::Arc<tokio::sync::OnceCell<kube::Client>>,
+    config: kube::Config,
     /// `host:port` of the server, for kubectl's connection messages.
     server: String,
     /// `--request-timeout`: the deadline of every lookup request.
@@ -345,11 +347,11 @@ impl KubeClient {
     /// Build the client from a loaded configuration, without a discovery cache.
     pub fn new(config: kube::Config, request_timeout: Option<Duration>) -> Result<Self> {
         let server = server_host(&config.cluster_url);
-        let ranges = build_client(config.clone(), Protocols::Http1).map_err(ClientError::Build)?;
-        let client = build_client(config, Protocols::Any).map_err(ClientError::Build)?;
+        let client = build_client(config.clone(), Protocols::Any).map_err(ClientError::Build)?;
         Ok(Self {
             client,
-            ranges,
+            ranges: std::sync::Arc::default(),
+            config,
             server,
             request_timeout,
             discovery: None,
@@ -608,7 +610,13 @@ impl ArchiveSource for KubeClient {
             .request_timeout
             .filter(|d| !d.is_zero())
             .unwrap_or(RANGE_ANSWER_TIMEOUT);
-        let response = tokio::time::timeout(deadline, self.ranges.send(request))
+        let ranges = self
+            .ranges
+            .get_or_try_init(|| async {
+                build_client(self.config.clone(), Protocols::Http1).map_err(ClientError::Build)
+            })
+            .await?;
+        let response = tokio::time::timeout(deadline, ranges.send(request))
             .await
             .map_err(|_| ClientError::TimedOut(deadline))?
             .map_err(|e| transport_error(&e, &self.server))?;
@@ -1294,7 +1302,9 @@ mod tests {
 
     /// Lookups share the one HTTP/2 connection; archive ranges go over
     /// HTTP/1.1, a connection per range in flight.
-    #[tokio::test]
+    // Worker threads: the client's connections close (client dropped) while
+    // the mock's drop waits for them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn archive_ranges_over_http1_lookups_over_http2() {
         let server = kcr_testkit::mock_api::MockApi::new([]).serve_tls().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -1311,6 +1321,7 @@ mod tests {
                 .await
                 .is_err()
         );
+        drop(client);
         let seen: Vec<(String, String)> = server
             .requests()
             .iter()
