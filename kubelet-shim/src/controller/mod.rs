@@ -64,6 +64,7 @@ use api_types::k8s_openapi::jiff::Timestamp;
 use api_types::podcheckpoint::{ARCHIVE_FINALIZER, reason};
 use api_types::podcheckpoint::{CheckpointArchive, PodCheckpointContainerStatus};
 use api_types::{PodCheckpoint, PodCheckpointStatus};
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
@@ -235,6 +236,11 @@ struct Context {
     layout: Layout,
     pcs: Store<PodCheckpoint>,
     pods: Store<Pod>,
+    /// `pods` has its first list: every reconcile waits on this one future.
+    /// The store's own readiness wakes a single waiter (a oneshot inside
+    /// kube's DelayedInit), so reconciles waiting on it together at start-up
+    /// would all but one sleep forever; `Shared` wakes every clone.
+    pods_ready: Shared<BoxFuture<'static, bool>>,
     recorder: Recorder,
     metrics: ControllerMetrics,
     wake: mpsc::UnboundedSender<ObjectRef<PodCheckpoint>>,
@@ -298,6 +304,7 @@ impl PodCheckpointController {
             checkpointer: self.checkpointer,
             settings: self.settings,
             pcs: pc_store.clone(),
+            pods_ready: ready_for_all(pod_store.clone()),
             pods: pod_store,
             metrics: self.metrics,
             wake,
@@ -356,6 +363,14 @@ impl PodCheckpointController {
     }
 }
 
+/// `store`'s first list, for any number of waiters: true once it is in,
+/// false when its writer is gone first.
+fn ready_for_all(store: Store<Pod>) -> Shared<BoxFuture<'static, bool>> {
+    async move { store.wait_until_ready().await.is_ok() }
+        .boxed()
+        .shared()
+}
+
 /// The unfinished PodCheckpoints that name `pod`.
 fn pcs_of_pod(store: &Store<PodCheckpoint>, pod: &Pod) -> Vec<ObjectRef<PodCheckpoint>> {
     let ns = pod.namespace();
@@ -406,7 +421,7 @@ async fn reconcile(pc: Arc<PodCheckpoint>, ctx: Arc<Context>) -> Result<Action> 
     };
     // Which PodCheckpoints are ours depends on the node's pods: not before
     // their first list is in.
-    if ctx.pods.wait_until_ready().await.is_err() {
+    if !ctx.pods_ready.clone().await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let namespace = pc.namespace().unwrap_or_default();
@@ -1440,6 +1455,21 @@ fn remove_finalizer(index: usize) -> json_patch::Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reconcile waiting for the pods' first list at start-up goes on
+    /// when it is in (the store's own readiness wakes one waiter only).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_waiter_sees_the_store_ready() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let ready = ready_for_all(store);
+        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(ready.clone())).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for w in waiters {
+            let got = tokio::time::timeout(Duration::from_secs(5), w).await;
+            assert!(matches!(got, Ok(Ok(true))), "{got:?}");
+        }
+    }
 
     #[test]
     fn finalizer_patches_test_first() {
